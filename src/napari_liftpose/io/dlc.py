@@ -1,0 +1,232 @@
+"""DeepLabCut tables: ``.h5`` and ``.csv``, single- and multi-animal, 2D and DLC-3D.
+
+DeepLabCut writes a pandas table whose columns are a MultiIndex ``(scorer, [individuals,]
+bodyparts, coords)`` with ``coords`` in ``x, y[, z], likelihood``. Rows are video frames in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from napari_liftpose.io._hdf5 import is_hdf5
+from napari_liftpose.io.atomic import atomic_path
+from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.poses import Poses
+
+__all__ = ["is_dlc_file", "read_dlc", "write_dlc", "find_dlc_config", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg")
+_LEVELS_SINGLE = ["scorer", "bodyparts", "coords"]
+_LEVELS_MULTI = ["scorer", "individuals", "bodyparts", "coords"]
+
+
+def is_dlc_file(path: str | Path) -> bool:
+    """True for a DeepLabCut table: an HDF5 pandas table, or a CSV whose first cell is ``scorer``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        if not is_hdf5(path):
+            return False
+        try:
+            with pd.HDFStore(path, mode="r") as store:
+                return len(store.keys()) > 0
+        except Exception:
+            return False
+    if suffix == ".csv":
+        return _csv_header_rows(path) is not None
+    return False
+
+
+def _csv_header_rows(path: Path) -> int | None:
+    """Number of header rows of a DLC CSV (3 single-animal, 4 multi-animal), or None."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            firsts = [f.readline().split(",", 1)[0].strip() for _ in range(4)]
+    except OSError:
+        return None
+    if firsts[0] != "scorer":
+        return None
+    if firsts[1] == "individuals" and firsts[2] == "bodyparts" and firsts[3] == "coords":
+        return 4
+    if firsts[1] == "bodyparts" and firsts[2] == "coords":
+        return 3
+    return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() == ".csv":
+        rows = _csv_header_rows(path)
+        if rows is None:
+            raise PoseFileError(
+                path,
+                "not a DeepLabCut table: expected header rows "
+                "'scorer', ['individuals',] 'bodyparts', 'coords'",
+            )
+        try:
+            return pd.read_csv(path, header=list(range(rows)), index_col=0)
+        except Exception as err:
+            raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
+    try:
+        frame = pd.read_hdf(path)
+    except Exception as err:
+        raise PoseFileError(
+            path, f"not a readable DeepLabCut HDF5 table (truncated or corrupt?): {err}"
+        ) from None
+    if not isinstance(frame, pd.DataFrame):
+        raise PoseFileError(path, "not a DeepLabCut table: the HDF5 store holds no DataFrame")
+    return frame
+
+
+def read_dlc(path: str | Path, config: str | Path | None = None) -> Poses:
+    """Read a DeepLabCut ``.h5`` or ``.csv`` table (2D, or 3D with ``z`` columns).
+
+    Parameters
+    ----------
+    path : str or Path
+        The table.
+    config : str or Path, optional
+        A DeepLabCut ``config.yaml`` for the skeleton. By default one is looked for next to
+        the file and up to two folders above (:func:`find_dlc_config`).
+
+    Raises
+    ------
+    PoseFileError
+        If the table is not a DeepLabCut table, or the skeleton names unknown bodyparts.
+    """
+    path = Path(path)
+    frame = _read_table(path)
+    columns = frame.columns
+    if not isinstance(columns, pd.MultiIndex) or columns.nlevels not in (3, 4):
+        raise PoseFileError(
+            path, "not a DeepLabCut table: expected 3 or 4 column levels (scorer, ..., coords)"
+        )
+    names = _LEVELS_SINGLE if columns.nlevels == 3 else _LEVELS_MULTI
+    columns = columns.set_names(names)
+    frame.columns = columns
+    coords_names = list(dict.fromkeys(columns.get_level_values("coords")))
+    space = [c for c in ("x", "y", "z") if c in coords_names]
+    if space not in (["x", "y"], ["x", "y", "z"]):
+        raise PoseFileError(path, f"coords: expected x, y[, z][, likelihood], got {coords_names}")
+    bodyparts = list(dict.fromkeys(columns.get_level_values("bodyparts")))
+    if columns.nlevels == 4:
+        individuals = list(dict.fromkeys(columns.get_level_values("individuals")))
+    else:
+        individuals = ["individual_0"]
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    n_frames = len(frame)
+    coords = np.full((n_frames, len(individuals), len(bodyparts), len(space)), np.nan)
+    confidence = np.full(coords.shape[:3], np.nan)
+    ind_pos = {n: i for i, n in enumerate(individuals)}
+    kp_pos = {n: i for i, n in enumerate(bodyparts)}
+    space_pos = {n: i for i, n in enumerate(space)}
+    for column, key in enumerate(columns):
+        ind = ind_pos[key[1]] if columns.nlevels == 4 else 0
+        kp = kp_pos[key[-2]]
+        if key[-1] in space_pos:
+            coords[:, ind, kp, space_pos[key[-1]]] = values[:, column]
+        elif key[-1] == "likelihood":
+            confidence[:, ind, kp] = values[:, column]
+    config_path = Path(config) if config is not None else find_dlc_config(path)
+    edges = _skeleton_edges(config_path, bodyparts) if config_path else None
+    return Poses(
+        coords=coords,
+        confidence=confidence,
+        keypoints=bodyparts,
+        edges=edges,
+        individuals=individuals,
+        units="px" if len(space) == 2 else "mm",
+        source=str(path),
+        source_format="dlc",
+        video=find_dlc_video(path),
+        metadata={
+            "dlc_columns": columns,
+            "dlc_index": frame.index,
+            "dlc_config": str(config_path) if config_path else None,
+        },
+    )
+
+
+def find_dlc_config(path: str | Path) -> Path | None:
+    """A ``config.yaml`` beside ``path`` or up to two folders above it, else None."""
+    folder = Path(path).resolve().parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        config = candidate / "config.yaml"
+        if config.is_file():
+            return config
+    return None
+
+
+def find_dlc_video(path: str | Path) -> str | None:
+    """The video beside a DLC output table: one whose name starts the table's name."""
+    path = Path(path)
+    for video in sorted(path.parent.iterdir()) if path.parent.is_dir() else []:
+        if video.suffix.lower() in VIDEO_SUFFIXES and path.stem.startswith(video.stem):
+            return str(video)
+    return None
+
+
+def _skeleton_edges(config: Path, bodyparts: list[str]) -> list[tuple[int, int]]:
+    import yaml
+
+    try:
+        settings = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise PoseFileError(config, f"unreadable DeepLabCut config: {err}") from None
+    pairs = settings.get("skeleton") or []
+    unknown = sorted({name for pair in pairs for name in pair if name not in bodyparts})
+    if unknown:
+        raise PoseFileError(
+            config, f"the skeleton names keypoints that are not in the tracks: {unknown}"
+        )
+    return [(bodyparts.index(a), bodyparts.index(b)) for a, b in pairs]
+
+
+def write_dlc(poses: Poses, path: str | Path) -> Path:
+    """Write ``poses`` as a DeepLabCut table (``.h5`` or ``.csv``, chosen by suffix).
+
+    Poses read from a DeepLabCut file are written with the original columns and index, so
+    untouched values come back bit-exact; others get a ``napari-liftpose`` scorer. The write
+    is atomic. Returns the path written.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".csv"):
+        raise PoseFileError(path, "DeepLabCut tables are written as .h5 or .csv")
+    frame = to_dlc_dataframe(poses)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            frame.to_csv(tmp)
+        else:
+            frame.to_hdf(tmp, key="df_with_missing", format="table", mode="w")
+    return path
+
+
+def to_dlc_dataframe(poses: Poses) -> pd.DataFrame:
+    """The DeepLabCut DataFrame of ``poses`` (original columns when it came from DLC)."""
+    space = ["x", "y", "z"][: poses.n_space]
+    columns = poses.metadata.get("dlc_columns")
+    index = poses.metadata.get("dlc_index")
+    if columns is None:
+        multi = poses.n_individuals > 1
+        keys = [
+            ("napari-liftpose", *((ind,) if multi else ()), kp, c)
+            for ind in poses.individuals
+            for kp in poses.keypoints
+            for c in [*space, "likelihood"]
+        ]
+        columns = pd.MultiIndex.from_tuples(keys, names=_LEVELS_MULTI if multi else _LEVELS_SINGLE)
+    if index is None or len(index) != poses.n_frames:
+        index = pd.RangeIndex(poses.n_frames)
+    ind_pos = {n: i for i, n in enumerate(poses.individuals)}
+    kp_pos = {n: i for i, n in enumerate(poses.keypoints)}
+    values = np.full((poses.n_frames, len(columns)), np.nan)
+    for column, key in enumerate(columns):
+        ind = ind_pos[key[1]] if columns.nlevels == 4 else 0
+        kp = kp_pos[key[-2]]
+        if key[-1] in space:
+            values[:, column] = poses.coords[:, ind, kp, space.index(key[-1])]
+        elif key[-1] == "likelihood":
+            values[:, column] = poses.confidence[:, ind, kp]
+    return pd.DataFrame(values, index=index, columns=columns)

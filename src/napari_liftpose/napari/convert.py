@@ -1,0 +1,120 @@
+"""Poses <-> napari layer data, without importing napari or Qt.
+
+Layer conventions (see docs/formats.md):
+
+- 2D tracks: Points data ``(t, y, x)``; 3D poses: Points data ``(t, z, y, x)``.
+- Features ``individual``, ``keypoint`` (categorical), ``confidence`` and ``edited``.
+- NaN points are not layer rows; the full :class:`Poses` travels in ``metadata["poses"]`` so that
+  writing the layer back restores them exactly.
+- Skeleton: a Vectors layer, one vector per bone per frame and individual, position at the first
+  keypoint and projection to the second (measured against Shapes: docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+import pandas as pd
+
+from napari_liftpose.poses import Poses
+
+__all__ = [
+    "palette",
+    "points_layer_data",
+    "bones_layer_data",
+    "poses_from_points",
+    "point_colors",
+    "POSES_KEY",
+]
+
+#: Key of the :class:`Poses` in a layer's metadata.
+POSES_KEY = "poses"
+
+
+def palette(n: int) -> np.ndarray:
+    """``n`` well separated RGBA colors (evenly spaced hues), float in 0..1, shape ``(n, 4)``."""
+    hues = (np.arange(n) * 0.618033988749895) % 1.0 if n > 12 else np.linspace(0, 1, n + 1)[:-1]
+    rgb = [colorsys.hsv_to_rgb(h, 0.85, 1.0) for h in hues]
+    return np.column_stack([np.asarray(rgb).reshape(n, 3), np.ones(n)])
+
+
+def _spatial_columns(coords: np.ndarray) -> np.ndarray:
+    """Pose coordinates ``(..., x, y[, z])`` -> napari order ``(..., [z,] y, x)``."""
+    return coords[..., ::-1] if coords.shape[-1] == 2 else coords[..., [2, 1, 0]]
+
+
+def points_layer_data(poses: Poses) -> tuple[np.ndarray, pd.DataFrame]:
+    """Points rows ``(t, y, x)`` or ``(t, z, y, x)`` and features for every finite point.
+
+    Returns
+    -------
+    data : np.ndarray
+        ``(n_points, 3 or 4)`` float array.
+    features : pandas.DataFrame
+        ``individual``, ``keypoint`` (categorical), ``confidence`` (float), ``edited`` (bool).
+    """
+    t, i, k = np.nonzero(poses.finite_mask())
+    data = np.empty((t.size, 1 + poses.n_space))
+    data[:, 0] = t
+    data[:, 1:] = _spatial_columns(poses.coords[t, i, k])
+    features = pd.DataFrame(
+        {
+            "individual": pd.Categorical.from_codes(i, categories=poses.individuals),
+            "keypoint": pd.Categorical.from_codes(k, categories=poses.keypoints),
+            "confidence": poses.confidence[t, i, k],
+            "edited": np.zeros(t.size, dtype=bool),
+        }
+    )
+    return data, features
+
+
+def point_colors(poses: Poses, features: pd.DataFrame) -> np.ndarray:
+    """RGBA per point: by keypoint for one individual, by individual when there are several."""
+    if poses.n_individuals > 1:
+        return palette(poses.n_individuals)[features["individual"].cat.codes.to_numpy()]
+    return palette(poses.n_keypoints)[features["keypoint"].cat.codes.to_numpy()]
+
+
+def bones_layer_data(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors data for the skeleton: ``(n_bones, 2, 1 + space)`` and the individual of each bone.
+
+    Each vector starts at the first keypoint of an edge (``t`` included) and its projection
+    reaches the second (``t`` component 0). Bones with a missing end are left out.
+    """
+    n_dims = 1 + poses.n_space
+    if len(poses.edges) == 0:
+        return np.zeros((0, 2, n_dims)), np.zeros(0, dtype=int)
+    start = poses.coords[:, :, poses.edges[:, 0]]  # (F, I, E, space)
+    end = poses.coords[:, :, poses.edges[:, 1]]
+    valid = np.isfinite(start).all(-1) & np.isfinite(end).all(-1)
+    t, i, e = np.nonzero(valid)
+    vectors = np.zeros((t.size, 2, n_dims))
+    vectors[:, 0, 0] = t
+    vectors[:, 0, 1:] = _spatial_columns(start[t, i, e])
+    vectors[:, 1, 1:] = _spatial_columns(end[t, i, e]) - vectors[:, 0, 1:]
+    return vectors, i
+
+
+def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses) -> Poses:
+    """Rebuild :class:`Poses` from Points rows, on the frame of ``template``.
+
+    Every point of ``template`` that has no layer row (missing, or deleted by the user) is NaN;
+    rows whose individual or keypoint is unknown to ``template`` are ignored. Confidence is
+    kept from ``template``; ``metadata["edited"]`` marks points flagged ``edited`` in the layer.
+    """
+    coords = np.full_like(template.coords, np.nan)
+    edited = np.zeros(template.coords.shape[:3], dtype=bool)
+    ind_index = {n: j for j, n in enumerate(template.individuals)}
+    kp_index = {n: j for j, n in enumerate(template.keypoints)}
+    ind = features["individual"].astype(str).map(ind_index).to_numpy()
+    kp = features["keypoint"].astype(str).map(kp_index).to_numpy()
+    t = np.rint(np.asarray(data)[:, 0]).astype(np.int64)
+    known = ~pd.isna(ind) & ~pd.isna(kp) & (t >= 0) & (t < template.n_frames)
+    ind, kp, t = ind[known].astype(np.int64), kp[known].astype(np.int64), t[known]
+    spatial = np.asarray(data)[known, 1:]
+    coords[t, ind, kp] = _spatial_columns(spatial)  # the reordering is its own inverse
+    if "edited" in features:
+        edited[t, ind, kp] = features["edited"].to_numpy(bool)[known]
+    metadata = dict(template.metadata, edited=edited)
+    return template.copy(coords=coords, metadata=metadata)

@@ -1,0 +1,58 @@
+"""Poses -> napari layer-data tuples (points + bones [+ video]); no Qt needed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_liftpose.napari.convert import POSES_KEY, point_colors, points_layer_data
+from napari_liftpose.poses import Poses
+
+__all__ = ["pose_layer_tuples", "points_tuple", "point_size"]
+
+
+def point_size(poses: Poses) -> float:
+    """A point size that reads well at the data's scale (1/60 of the pose extent, at least 1)."""
+    sample = poses.coords[:: max(1, poses.n_frames // 1000)].reshape(-1, poses.n_space)
+    if not np.isfinite(sample).any():
+        return 5.0
+    extent = float(np.max(np.nanmax(sample, axis=0) - np.nanmin(sample, axis=0)))
+    return max(1.0, round(extent / 60, 2))
+
+
+def points_tuple(poses: Poses, name: str | None = None, **kwargs) -> tuple:
+    """The Points layer-data tuple of ``poses`` (conventions in :mod:`.convert`)."""
+    data, features = points_layer_data(poses)
+    layer_kwargs = {
+        "name": name or poses.name,
+        "features": features,
+        "face_color": point_colors(poses, features),
+        "border_width": 0,
+        "size": point_size(poses),
+        "metadata": {POSES_KEY: poses, "liftpose_role": f"poses{poses.n_space}d"},
+    }
+    layer_kwargs.update(kwargs)
+    return data, layer_kwargs, "points"
+
+
+def pose_layer_tuples(poses: Poses, video=None) -> list[tuple]:
+    """Layer tuples for a pose file: [video image,] points.
+
+    The skeleton is not a layer tuple: :func:`~napari_liftpose.napari.skeleton.follow_skeletons`
+    adds a bones layer that follows the time slider once the points are in a viewer.
+    """
+    layers = []
+    if video is not None:
+        layers.append(
+            (
+                video,
+                {
+                    "name": f"{poses.name} video",
+                    "rgb": getattr(video, "rgb", False),
+                    "contrast_limits": (0, 255),
+                    "metadata": {"liftpose_role": "video"},
+                },
+                "image",
+            )
+        )
+    layers.append(points_tuple(poses))
+    return layers

@@ -1,0 +1,172 @@
+"""The one data model every part of napari-liftpose speaks: :class:`Poses`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Poses"]
+
+
+@dataclass
+class Poses:
+    """Keypoint tracks of one or more animals, in 2D or 3D.
+
+    Parameters
+    ----------
+    coords : np.ndarray
+        Float array of shape ``(frames, individuals, keypoints, space)`` with ``space`` 2
+        (``x, y`` in image pixels) or 3 (``x, y, z``). NaN marks a missing point.
+    keypoints : sequence of str
+        Keypoint (node, bodypart) names, one per keypoint axis entry; unique.
+    confidence : np.ndarray, optional
+        Float array ``(frames, individuals, keypoints)``; NaN where the source has none.
+        Defaults to all NaN.
+    edges : array-like of int, optional
+        Skeleton as pairs of keypoint indices, shape ``(n_edges, 2)``.
+    individuals : sequence of str, optional
+        Names of the individuals (tracks); defaults to ``individual_0, ...``.
+    fps : float, optional
+        Frames per second, if known.
+    units : str
+        Units of ``coords``: ``"px"`` for image tracks, ``"mm"``... for 3D libraries.
+    source : str, optional
+        Path of the file the poses came from.
+    source_format : str, optional
+        Name of the reader that produced them (``"sleap"``, ``"dlc"``...).
+    video : str, optional
+        Path of the video these tracks were made on, if known.
+    metadata : dict
+        Format-specific extras a writer needs to round-trip the file (never required).
+    """
+
+    coords: np.ndarray
+    keypoints: Sequence[str]
+    confidence: np.ndarray | None = None
+    edges: np.ndarray | Sequence[Sequence[int]] | None = None
+    individuals: Sequence[str] | None = None
+    fps: float | None = None
+    units: str = "px"
+    source: str | None = None
+    source_format: str | None = None
+    video: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coords = np.asarray(self.coords, dtype=np.float64)
+        if self.coords.ndim != 4 or self.coords.shape[-1] not in (2, 3):
+            raise ValueError(
+                "coords: expected shape (frames, individuals, keypoints, 2|3), "
+                f"got {self.coords.shape}{self._where()}"
+            )
+        n_frames, n_individuals, n_keypoints, _ = self.coords.shape
+        self.keypoints = [str(k) for k in self.keypoints]
+        _check_names("keypoints", self.keypoints, n_keypoints, self._where())
+        if self.individuals is None:
+            self.individuals = [f"individual_{i}" for i in range(n_individuals)]
+        self.individuals = [str(i) for i in self.individuals]
+        _check_names("individuals", self.individuals, n_individuals, self._where())
+        if self.confidence is None:
+            self.confidence = np.full(self.coords.shape[:3], np.nan)
+        self.confidence = np.asarray(self.confidence, dtype=np.float64)
+        if self.confidence.shape != self.coords.shape[:3]:
+            raise ValueError(
+                f"confidence: expected shape {self.coords.shape[:3]}, "
+                f"got {self.confidence.shape}{self._where()}"
+            )
+        edges = np.zeros((0, 2), dtype=np.int64) if self.edges is None else self.edges
+        edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        bad = (edges < 0) | (edges >= n_keypoints)
+        if bad.any():
+            raise ValueError(
+                f"edges: expected indices in 0..{n_keypoints - 1}, "
+                f"got {edges[bad.any(axis=1)].tolist()}{self._where()}"
+            )
+        self.edges = edges
+        if self.fps is not None:
+            self.fps = float(self.fps)
+            if not np.isfinite(self.fps) or self.fps <= 0:
+                raise ValueError(f"fps: expected a positive number, got {self.fps}{self._where()}")
+
+    def _where(self) -> str:
+        return f" (in {self.source})" if self.source else ""
+
+    # -- shape helpers -------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        """Number of frames."""
+        return self.coords.shape[0]
+
+    @property
+    def n_individuals(self) -> int:
+        """Number of individuals (tracks)."""
+        return self.coords.shape[1]
+
+    @property
+    def n_keypoints(self) -> int:
+        """Number of keypoints."""
+        return self.coords.shape[2]
+
+    @property
+    def n_space(self) -> int:
+        """2 for image tracks, 3 for 3D poses."""
+        return self.coords.shape[3]
+
+    @property
+    def name(self) -> str:
+        """A short display name: the source file's stem, else ``"poses"``."""
+        return Path(self.source).name if self.source else "poses"
+
+    def edge_names(self) -> list[tuple[str, str]]:
+        """Skeleton edges as pairs of keypoint names."""
+        return [(self.keypoints[a], self.keypoints[b]) for a, b in self.edges]
+
+    def copy(self, **changes) -> Poses:
+        """Return a deep copy, with the given fields replaced."""
+        fresh = {
+            "coords": self.coords.copy(),
+            "confidence": self.confidence.copy(),
+            "edges": self.edges.copy(),
+            "keypoints": list(self.keypoints),
+            "individuals": list(self.individuals),
+            "metadata": dict(self.metadata),
+        }
+        fresh.update(changes)
+        return replace(self, **fresh)
+
+    def select_keypoints(self, names: Sequence[str]) -> Poses:
+        """Return the poses reordered (and subset) to ``names``; edges are kept where both ends stay.
+
+        Raises
+        ------
+        ValueError
+            If a name is not one of this object's keypoints.
+        """
+        missing = [n for n in names if n not in self.keypoints]
+        if missing:
+            raise ValueError(f"keypoints not found{self._where()}: {missing}")
+        index = [self.keypoints.index(n) for n in names]
+        remap = {old: new for new, old in enumerate(index)}
+        edges = [(remap[a], remap[b]) for a, b in self.edges if a in remap and b in remap]
+        return self.copy(
+            coords=self.coords[:, :, index].copy(),
+            confidence=self.confidence[:, :, index].copy(),
+            keypoints=list(names),
+            edges=np.asarray(edges, dtype=np.int64).reshape(-1, 2),
+        )
+
+    def finite_mask(self) -> np.ndarray:
+        """Boolean ``(frames, individuals, keypoints)``: True where every coordinate is finite."""
+        return np.isfinite(self.coords).all(axis=-1)
+
+
+def _check_names(what: str, names: list[str], expected: int, where: str) -> None:
+    if len(names) != expected:
+        raise ValueError(f"{what}: expected {expected} names, got {len(names)}{where}")
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})
+    if duplicates:
+        raise ValueError(f"{what}: expected unique names, got duplicates {duplicates}{where}")
