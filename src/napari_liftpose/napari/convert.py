@@ -26,6 +26,7 @@ __all__ = [
     "poses_from_points",
     "point_colors",
     "POSES_KEY",
+    "napari_order",
 ]
 
 #: Key of the :class:`Poses` in a layer's metadata.
@@ -39,7 +40,7 @@ def palette(n: int) -> np.ndarray:
     return np.column_stack([np.asarray(rgb).reshape(n, 3), np.ones(n)])
 
 
-def _spatial_columns(coords: np.ndarray) -> np.ndarray:
+def napari_order(coords: np.ndarray) -> np.ndarray:
     """Pose coordinates ``(..., x, y[, z])`` -> napari order ``(..., [z,] y, x)``."""
     return coords[..., ::-1] if coords.shape[-1] == 2 else coords[..., [2, 1, 0]]
 
@@ -57,7 +58,7 @@ def points_layer_data(poses: Poses) -> tuple[np.ndarray, pd.DataFrame]:
     t, i, k = np.nonzero(poses.finite_mask())
     data = np.empty((t.size, 1 + poses.n_space))
     data[:, 0] = t
-    data[:, 1:] = _spatial_columns(poses.coords[t, i, k])
+    data[:, 1:] = napari_order(poses.coords[t, i, k])
     features = pd.DataFrame(
         {
             "individual": pd.Categorical.from_codes(i, categories=poses.individuals),
@@ -91,8 +92,8 @@ def bones_layer_data(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
     t, i, e = np.nonzero(valid)
     vectors = np.zeros((t.size, 2, n_dims))
     vectors[:, 0, 0] = t
-    vectors[:, 0, 1:] = _spatial_columns(start[t, i, e])
-    vectors[:, 1, 1:] = _spatial_columns(end[t, i, e]) - vectors[:, 0, 1:]
+    vectors[:, 0, 1:] = napari_order(start[t, i, e])
+    vectors[:, 1, 1:] = napari_order(end[t, i, e]) - vectors[:, 0, 1:]
     return vectors, i
 
 
@@ -113,7 +114,7 @@ def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses)
     known = ~pd.isna(ind) & ~pd.isna(kp) & (t >= 0) & (t < template.n_frames)
     ind, kp, t = ind[known].astype(np.int64), kp[known].astype(np.int64), t[known]
     spatial = np.asarray(data)[known, 1:]
-    coords[t, ind, kp] = _spatial_columns(spatial)  # the reordering is its own inverse
+    coords[t, ind, kp] = napari_order(spatial)  # the reordering is its own inverse
     if "edited" in features:
         edited[t, ind, kp] = features["edited"].to_numpy(bool)[known]
     metadata = dict(template.metadata, edited=edited)

@@ -1,0 +1,158 @@
+"""Live re-lifting of the frames whose 2D keypoints were dragged or edited.
+
+For the temporal model every frame whose window holds the edit is lifted again; the 3D layer is
+updated in place, as napari itself does when points are dragged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_liftpose.napari.convert import POSES_KEY, napari_order
+from napari_liftpose.poses import Poses
+
+__all__ = ["LiveRelift"]
+
+
+class FrameIndex:
+    """Rows of a Points layer per frame (rows sorted by time; rebuilt when rows come or go)."""
+
+    def __init__(self, data: np.ndarray):
+        self.rebuild(data)
+
+    def rebuild(self, data: np.ndarray) -> None:
+        """Index ``data``'s rows by their (rounded) time column."""
+        frames = np.rint(data[:, 0]).astype(np.int64)
+        self.order = (
+            np.arange(len(frames))
+            if np.all(frames[1:] >= frames[:-1])
+            else np.argsort(frames, kind="stable")
+        )
+        self.sorted_frames = frames[self.order]
+        self.n_rows = len(frames)
+
+    def rows(self, frame: int) -> np.ndarray:
+        """Row indices of ``frame``."""
+        lo, hi = np.searchsorted(self.sorted_frames, [frame, frame + 1])
+        return self.order[lo:hi]
+
+
+class LiveRelift:
+    """Tie a 2D Points layer to the 3D Points layer lifted from it.
+
+    Parameters
+    ----------
+    lifter : napari_liftpose.lifting.Lifter
+        The model that produced the 3D layer.
+    points2d, points3d : napari.layers.Points
+        The 2D tracks layer and its lifted 3D layer (both made by this plugin).
+    """
+
+    def __init__(self, lifter, points2d, points3d):
+        self.lifter = lifter
+        self.points2d = points2d
+        self.points3d = points3d
+        template: Poses = points2d.metadata[POSES_KEY]
+        matched = lifter.match(template)
+        self.tracks = matched.coords.copy()  # (F, I, K_model, 2): the 2D the model sees
+        self.confidence = matched.confidence.copy()
+        self.poses3d: Poses = points3d.metadata[POSES_KEY]
+        names = list(template.keypoints)
+        self._model_index = np.array(
+            [lifter.keypoints.index(n) if n in lifter.keypoints else -1 for n in names]
+        )
+        self._index2d = FrameIndex(points2d.data)
+        self._last2d = points2d.data.copy()  # to find what changed when napari does not say
+        self._index3d = FrameIndex(points3d.data)
+        self.half = lifter.receptive_field // 2
+        points2d.events.data.connect(self._on_2d_data)
+
+    def disconnect(self) -> None:
+        """Stop following the 2D layer."""
+        self.points2d.events.data.disconnect(self._on_2d_data)
+
+    # -- events --------------------------------------------------------------------------
+    def _on_2d_data(self, event) -> None:
+        if "changing" in str(getattr(event, "action", "")):
+            return  # napari announces a change before making it
+        frames = self._changed_frames(self.points2d.data, getattr(event, "data_indices", None))
+        for frame in frames[(frames >= 0) & (frames < len(self.tracks))]:
+            self.relift(int(frame))
+
+    def _changed_frames(self, data: np.ndarray, indices) -> np.ndarray:
+        """Frames a data change touched; moved points get ``edited = True``."""
+        n_frames = len(self.tracks)
+        if len(data) != len(self._last2d):  # points added or deleted: frames whose count changed
+            self._index2d.rebuild(data)
+            before = np.bincount(self._frames_of(self._last2d), minlength=n_frames)
+            after = np.bincount(self._frames_of(data), minlength=n_frames)
+            self._last2d = data.copy()
+            return np.nonzero(before != after)[0]
+        rows = np.asarray(indices, dtype=np.int64) if indices else np.arange(len(data))
+        rows = rows[(data[rows] != self._last2d[rows]).any(axis=1)]  # what really moved
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.int64)
+        self.points2d.features.loc[rows, "edited"] = True
+        frames = np.union1d(self._frames_of(data[rows]), self._frames_of(self._last2d[rows]))
+        self._last2d[rows] = data[rows]
+        return frames
+
+    def _frames_of(self, data: np.ndarray) -> np.ndarray:
+        frames = np.rint(data[:, 0]).astype(np.int64)
+        return np.clip(frames, 0, len(self.tracks) - 1)
+
+    # -- lifting -------------------------------------------------------------------------
+    def frame_2d(self, frame: int) -> np.ndarray:
+        """The 2D pose of ``frame`` as the layer shows it, in the model's keypoint order."""
+        pose = np.full(self.tracks.shape[1:], np.nan)
+        rows = self._index2d.rows(frame)
+        features = self.points2d.features
+        ind = features["individual"].cat.codes.to_numpy()[rows]
+        kp = self._model_index[features["keypoint"].cat.codes.to_numpy()[rows]]
+        keep = kp >= 0
+        pose[ind[keep], kp[keep]] = napari_order(self.points2d.data[rows[keep], 1:])
+        return pose
+
+    def relift(self, frame: int) -> np.ndarray:
+        """Lift ``frame`` again from the layer's 2D points and update the 3D layer.
+
+        Returns the frames whose 3D changed (one for the MLP, the window for the temporal model).
+        """
+        self.tracks[frame] = self.frame_2d(frame)
+        n_frames = len(self.tracks)
+        lo, hi = max(0, frame - 2 * self.half), min(n_frames, frame + 2 * self.half + 1)
+        lifted = self.lifter.lift_arrays(self.tracks[lo:hi], self.confidence[lo:hi])
+        changed = np.arange(max(0, frame - self.half), min(n_frames, frame + self.half + 1))
+        self.poses3d.coords[changed] = lifted[changed - lo]
+        rebuilt = False
+        for f in changed:
+            rebuilt |= not self._update_3d_rows(int(f))
+        if rebuilt:
+            self._rebuild_3d()
+        else:
+            self.points3d.refresh()
+        return changed
+
+    def _update_3d_rows(self, frame: int) -> bool:
+        """Write frame ``frame`` into the 3D layer in place; False if its rows would change."""
+        rows = self._index3d.rows(frame)
+        pose = self.poses3d.coords[frame]
+        finite = np.isfinite(pose).all(-1)
+        if len(rows) != finite.sum():
+            return False
+        features = self.points3d.features
+        ind = features["individual"].cat.codes.to_numpy()[rows]
+        kp = features["keypoint"].cat.codes.to_numpy()[rows]
+        if not finite[ind, kp].all():
+            return False
+        self.points3d.data[rows, 1:] = napari_order(pose[ind, kp])
+        return True
+
+    def _rebuild_3d(self) -> None:
+        from napari_liftpose.napari.convert import point_colors, points_layer_data
+
+        data, features = points_layer_data(self.poses3d)
+        self.points3d.data = data
+        self.points3d.features = features
+        self.points3d.face_color = point_colors(self.poses3d, features)
+        self._index3d.rebuild(data)

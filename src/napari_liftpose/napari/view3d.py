@@ -1,0 +1,117 @@
+"""The synchronized 3D view, docked beside the main viewer.
+
+A second viewer (``ViewerModel(ndisplay=3)`` + ``QtViewer``) whose time axis follows the main
+viewer's slider both ways.
+
+The main viewer keeps the video ``(t, y, x[, c])`` and the 2D tracks; 3D poses ``(t, z, y, x)``
+live only here, so the two kinds of axes never mix in one viewer.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from napari_liftpose.napari.layers import points_tuple
+from napari_liftpose.napari.skeleton import follow_skeletons
+from napari_liftpose.poses import Poses
+
+__all__ = ["PoseView3D", "get_view3d"]
+
+_VIEWS: dict[int, PoseView3D] = {}  # id(main viewer) -> its 3D view
+
+
+class PoseView3D:
+    """A docked 3D viewer whose time slider is tied to the main viewer's (axis 0 of each)."""
+
+    def __init__(self, viewer, area: str = "right"):
+        from napari.components import ViewerModel
+        from napari.qt import QtViewer
+
+        self._main = weakref.ref(viewer)
+        self.model = ViewerModel(title="3D poses", ndisplay=3)
+        self.qt_viewer = QtViewer(self.model)
+        self.dock = viewer.window.add_dock_widget(
+            self.qt_viewer, name="3D poses", area=area, tabify=False
+        )
+        follow_skeletons(self.model)
+        viewer.dims.events.current_step.connect(self._main_moved)
+        self.model.dims.events.current_step.connect(self._view_moved)
+        self._closer = _CloseWith(self)
+        viewer.window._qt_window.installEventFilter(self._closer)
+
+    @property
+    def main(self):
+        """The main viewer (None once it is closed)."""
+        return self._main()
+
+    def _main_moved(self, event=None) -> None:
+        main = self.main
+        if main is not None:
+            self._set_time(self.model, main.dims.current_step[0])
+
+    def _view_moved(self, event=None) -> None:
+        main = self.main
+        if main is not None:
+            self._set_time(main, self.model.dims.current_step[0])
+
+    @staticmethod
+    def _set_time(viewer, frame: int) -> None:
+        if viewer.dims.ndim and viewer.dims.current_step[0] != frame:
+            viewer.dims.set_current_step(0, frame)
+
+    def add_poses(self, poses: Poses, name: str, **kwargs):
+        """Add 3D ``poses`` as a Points layer ``(t, z, y, x)`` (bones follow automatically)."""
+        if poses.n_space != 3:
+            raise ValueError(f"{name}: the 3D view shows 3D poses, got 2D")
+        data, layer_kwargs, _ = points_tuple(poses, name=name, **kwargs)
+        if name in self.model.layers:
+            self.model.layers.remove(name)
+        layer = self.model.add_points(data, **layer_kwargs)
+        main = self.main
+        if main is not None:
+            self._main_moved()
+        return layer
+
+    def close(self) -> None:
+        """Disconnect from the main viewer, close the 3D canvas and forget this view."""
+        main = self.main
+        if main is not None:
+            main.dims.events.current_step.disconnect(self._main_moved)
+            _VIEWS.pop(id(main), None)
+        if self.qt_viewer is not None:
+            self.qt_viewer.close()
+            self.qt_viewer = None
+            self.dock = None
+
+
+def _close_filter():
+    from qtpy.QtCore import QEvent, QObject
+
+    class CloseWith(QObject):
+        """Closes the 3D view when the main window closes (its canvas must not outlive it)."""
+
+        def __init__(self, view: PoseView3D):
+            super().__init__()
+            self._view = weakref.ref(view)
+
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+            view = self._view()
+            if event.type() == QEvent.Type.Close and view is not None:
+                view.close()
+            return False
+
+    return CloseWith
+
+
+def _CloseWith(view: PoseView3D):  # noqa: N802 (a class made on first use: Qt is imported late)
+    return _close_filter()(view)
+
+
+def get_view3d(viewer) -> PoseView3D:
+    """The 3D view docked in ``viewer``, created on first use."""
+    view = _VIEWS.get(id(viewer))
+    if view is None or view.main is not viewer:
+        view = PoseView3D(viewer)
+        _VIEWS[id(viewer)] = view
+        weakref.finalize(viewer, _VIEWS.pop, id(viewer), None)
+    return view

@@ -1,0 +1,434 @@
+"""The LiftPose dock widget: train or load a lifter, lift 2D layers into the 3D view, evaluate.
+
+Widgets read their controls, call library code and add layers; the work itself lives in
+:mod:`napari_liftpose.lifting` and :mod:`napari_liftpose.io` (all of it is also in the CLI).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+
+from napari_liftpose.io import read_calibration, read_poses, write_poses
+from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.lifting import (
+    KnownCamera,
+    PairedTracks,
+    RandomCameras,
+    TrainConfig,
+    evaluate,
+    load_lifter,
+    resolve_device,
+    train,
+)
+from napari_liftpose.napari.convert import POSES_KEY, poses_from_points
+from napari_liftpose.napari.live import LiveRelift
+from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
+from napari_liftpose.napari.view3d import get_view3d
+from napari_liftpose.poses import Poses
+
+__all__ = ["LiftPoseWidget"]
+
+CAMERA_MODES = ("random cameras", "calibration file", "paired 2D layer")
+
+
+class _Relay(QObject):
+    """Carries training progress from the worker thread to the GUI thread (queued signal)."""
+
+    progressed = Signal(object)
+
+
+def _range(label: str, lo: float, hi: float, bounds: tuple[float, float]) -> Container:
+    low = FloatSpinBox(value=lo, min=bounds[0], max=bounds[1], step=5)
+    high = FloatSpinBox(value=hi, min=bounds[0], max=bounds[1], step=5)
+    return Container(widgets=[low, high], layout="horizontal", label=label, labels=False)
+
+
+def _range_value(row: Container) -> tuple[float, float]:
+    return float(row[0].value), float(row[1].value)
+
+
+def device_description() -> str:
+    """Which device training will use, in words."""
+    device = resolve_device("auto")
+    if device.type == "cuda":
+        import torch
+
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU: Apple MPS"
+    return "CPU (no GPU found)"
+
+
+def pose_layers(viewer, n_space: int = 2) -> list:
+    """Points layers of ``viewer`` that hold poses of ``n_space`` dimensions."""
+    return [
+        layer
+        for layer in viewer.layers
+        if layer._type_string == "points"
+        and isinstance(layer.metadata.get(POSES_KEY), Poses)
+        and layer.metadata[POSES_KEY].n_space == n_space
+    ]
+
+
+def layer_poses(layer) -> Poses:
+    """The poses a pose Points layer shows now (with the user's edits)."""
+    return poses_from_points(layer.data, layer.features, layer.metadata[POSES_KEY])
+
+
+class LiftPoseWidget(QWidget):
+    """Train / Model / Lift / Evaluate tabs for one viewer."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.lifter = None
+        self.live: dict[str, LiveRelift] = {}  # 2D layer name -> its live re-lift
+        self.lifted: Poses | None = None
+        self.last_result = None
+        self.loss_curve = LossCurve()
+        self.joint_plot = JointErrorPlot()
+        self._loss_dock = None
+        self._joint_dock = None
+        self._cancel = threading.Event()
+        self._worker = None
+        self._pbar = None
+        self._relay = _Relay()
+        self._relay.progressed.connect(self._on_progress)
+
+        self.tabs = QTabWidget()
+        for name, tab in (
+            ("Train", self._build_train_tab()),
+            ("Model", self._build_model_tab()),
+            ("Lift", self._build_lift_tab()),
+            ("Evaluate", self._build_evaluate_tab()),
+        ):
+            self.tabs.addTab(tab.native, name)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        self.status = Label(value="No lifter yet: train one or load a model file.")
+        layout.addWidget(self.status.native)
+        self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
+        self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
+        self._refresh_layer_choices()
+
+    # -- building ------------------------------------------------------------------------
+    def _build_train_tab(self) -> Container:
+        self.library = FileEdit(label="3D library", mode="rm", filter="*.npz *.h5 *.csv *.npy")
+        self.camera_mode = ComboBox(label="camera", choices=CAMERA_MODES, value=CAMERA_MODES[0])
+        self.calibration = FileEdit(label="calibration", mode="r", filter="*.toml")
+        self.camera_name = ComboBox(label="camera name", choices=[])
+        self.azimuth = _range("azimuth (deg)", -180, 180, (-180, 180))
+        self.elevation = _range("elevation (deg)", -30, 30, (-89, 89))
+        self.roll = _range("roll (deg)", 0, 0, (-180, 180))
+        self.distance = _range("distance", 10, 20, (0.01, 1e6))
+        self.projection = ComboBox(label="projection", choices=["pinhole", "weak"])
+        self.paired_layer = ComboBox(label="2D layer", choices=[])
+        self.roots = LineEdit(label="roots", value="")
+        self.model_kind = ComboBox(label="model", choices=["mlp", "temporal"], value="mlp")
+        self.epochs = SpinBox(label="epochs", value=30, min=1, max=10000)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
+        self.device_label = Label(value=f"Trains on: {device_description()}")
+        self.output = FileEdit(
+            label="save model to",
+            mode="w",
+            filter="*.safetensors",
+            value=str(Path.home() / "liftpose-models" / "lifter.safetensors"),
+        )
+        self.train_button = PushButton(text="Train")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.calibration.changed.connect(self._on_calibration)
+        self.camera_mode.changed.connect(self._show_camera_controls)
+        self.train_button.changed.connect(self.start_training)
+        self.cancel_button.changed.connect(self.cancel_training)
+        tab = Container(
+            widgets=[
+                self.library,
+                self.camera_mode,
+                self.calibration,
+                self.camera_name,
+                self.azimuth,
+                self.elevation,
+                self.roll,
+                self.distance,
+                self.projection,
+                self.paired_layer,
+                self.roots,
+                self.model_kind,
+                self.epochs,
+                self.device,
+                self.device_label,
+                self.output,
+                Container(
+                    widgets=[self.train_button, self.cancel_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
+            ]
+        )
+        self._show_camera_controls()
+        return tab
+
+    def _build_model_tab(self) -> Container:
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model")
+        self.model_info = Label(value="")
+        self.load_button.changed.connect(lambda: self.load_model(self.model_file.value))
+        return Container(widgets=[self.model_file, self.load_button, self.model_info])
+
+    def _build_lift_tab(self) -> Container:
+        self.lift_layer = ComboBox(label="2D layer", choices=[])
+        self.lift_button = PushButton(text="Lift to 3D")
+        self.export_path = FileEdit(label="export 3D to", mode="w", filter="*.npz *.h5 *.csv")
+        self.export_button = PushButton(text="Export 3D")
+        self.lift_button.changed.connect(self.lift_selected)
+        self.export_button.changed.connect(lambda: self.export_3d(self.export_path.value))
+        return Container(
+            widgets=[self.lift_layer, self.lift_button, self.export_path, self.export_button]
+        )
+
+    def _build_evaluate_tab(self) -> Container:
+        self.truth_file = FileEdit(label="3D ground truth", mode="r")
+        self.evaluate_button = PushButton(text="Evaluate")
+        self.metrics_label = Label(value="")
+        self.evaluate_button.changed.connect(lambda: self.evaluate_against(self.truth_file.value))
+        return Container(widgets=[self.truth_file, self.evaluate_button, self.metrics_label])
+
+    # -- small reactions -----------------------------------------------------------------
+    def _refresh_layer_choices(self, event=None) -> None:
+        names = [layer.name for layer in pose_layers(self.viewer, 2)]
+        for combo in (self.paired_layer, self.lift_layer):
+            current = combo.value
+            combo.choices = names
+            if current in names:
+                combo.value = current
+
+    def _show_camera_controls(self, event=None) -> None:
+        mode = self.camera_mode.value
+        for widget in (self.calibration, self.camera_name):
+            widget.visible = mode == "calibration file"
+        for widget in (self.azimuth, self.elevation, self.roll, self.distance, self.projection):
+            widget.visible = mode == "random cameras"
+        self.paired_layer.visible = mode == "paired 2D layer"
+
+    def _on_calibration(self, event=None) -> None:
+        try:
+            cameras = read_calibration(self.calibration.value)
+        except PoseFileError as err:
+            self._error(str(err))
+            return
+        self.camera_name.choices = list(cameras)
+
+    def _error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.value = message
+        show_error(message)
+
+    def _info(self, message: str) -> None:
+        from napari.utils.notifications import show_info
+
+        self.status.value = message
+        show_info(message)
+
+    # -- training ------------------------------------------------------------------------
+    def _camera_choice(self):
+        mode = self.camera_mode.value
+        if mode == "calibration file":
+            cameras = read_calibration(self.calibration.value)
+            name = self.camera_name.value or next(iter(cameras))
+            return KnownCamera(cameras[name])
+        if mode == "random cameras":
+            return RandomCameras(
+                azimuth=_range_value(self.azimuth),
+                elevation=_range_value(self.elevation),
+                roll=_range_value(self.roll),
+                distance=_range_value(self.distance),
+                projection=self.projection.value,
+            )
+        if not self.paired_layer.value:
+            raise ValueError("paired 2D layer: open 2D tracks of the library's frames first")
+        return PairedTracks([layer_poses(self.viewer.layers[self.paired_layer.value])])
+
+    def start_training(self) -> None:
+        """Read the controls and train in a worker thread (progress bar, loss curve, cancel)."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        if self._worker is not None:
+            self._error("a training run is already going; cancel it first")
+            return
+        files = self.library.value
+        files = files if isinstance(files, (list, tuple)) else [files]
+        try:
+            if not files or not all(Path(f).is_file() for f in files):
+                raise ValueError("3D library: choose one or more 3D pose files")
+            library = [read_poses(f) for f in files]
+            camera = self._camera_choice()
+        except (PoseFileError, ValueError, KeyError) as err:
+            self._error(str(err))
+            return
+        roots = [r.strip() for r in self.roots.value.split(",") if r.strip()] or None
+        config = TrainConfig(
+            model=self.model_kind.value, epochs=int(self.epochs.value), device=self.device.value
+        )
+        self._cancel.clear()
+        self.loss_curve.reset()
+        if self._loss_dock is None:
+            self._loss_dock = self.viewer.window.add_dock_widget(
+                self.loss_curve, name="LiftPose training loss", area="right"
+            )
+        self._pbar = progress(total=config.epochs, desc="Training lifter")
+        self._worker = create_worker(
+            train,
+            library,
+            camera,
+            self.output.value,
+            config,
+            roots=roots,
+            progress=self._relay.progressed.emit,
+            cancel=self._cancel,
+        )
+        self._worker.returned.connect(self._training_done)
+        self._worker.errored.connect(self._training_failed)
+        self._worker.finished.connect(self._training_finished)
+        self.train_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"Training on {device_description()}..."
+        self._worker.start()
+
+    def cancel_training(self) -> None:
+        """Ask the running training to stop; the best model so far is kept."""
+        self._cancel.set()
+        self.status.value = "Cancelling..."
+
+    def _on_progress(self, update) -> None:
+        if update.batch is not None:
+            return
+        self.loss_curve.add(update.epoch, update.train_loss, update.val_loss)
+        pbar = self._pbar  # napari's bar processes events: the run may end inside update()
+        if pbar is not None:
+            if update.val_mpjpe is not None:
+                pbar.set_description(f"Training: val MPJPE {update.val_mpjpe:.3g}")
+            pbar.update(1)
+
+    def _training_done(self, result) -> None:
+        self.last_result = result
+        if result.path is not None:
+            self.load_model(result.path)
+        best = "" if result.val_mpjpe is None else f", validation MPJPE {result.val_mpjpe:.3g}"
+        self._info(f"Training {result.status} after {result.epochs_run} epochs{best}")
+
+    def _training_failed(self, error: Exception) -> None:
+        self._error(f"Training failed: {error}")
+
+    def _training_finished(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self._worker = None
+        self.train_button.enabled = True
+        self.cancel_button.enabled = False
+
+    # -- model ---------------------------------------------------------------------------
+    def load_model(self, path) -> bool:
+        """Load a lifter file; check it against the selected 2D layer's keypoints."""
+        try:
+            lifter = load_lifter(path)
+        except (PoseFileError, ValueError, OSError) as err:
+            self._error(str(err))
+            return False
+        self.lifter = lifter
+        meta = lifter.meta
+        self.model_info.value = (
+            f"{Path(path).name}: {meta['architecture']['type']} on {len(lifter.keypoints)} "
+            f"keypoints, camera: {meta.get('camera', {}).get('kind', '?')}, "
+            f"device: {lifter.device.type}"
+        )
+        self.status.value = f"Lifter loaded: {Path(path).name}"
+        if self.lift_layer.value:
+            try:
+                lifter.match(self.viewer.layers[self.lift_layer.value].metadata[POSES_KEY])
+            except ValueError as err:
+                self._error(f"{Path(path).name} does not fit layer {self.lift_layer.value}: {err}")
+        return True
+
+    # -- lifting -------------------------------------------------------------------------
+    def lift_selected(self) -> None:
+        """Lift the selected 2D layer and show the 3D in the docked, synchronized 3D view."""
+        if self.lifter is None:
+            self._error("No lifter: train one or load a model file first")
+            return
+        if not self.lift_layer.value:
+            self._error("No 2D tracks layer to lift: open a SLEAP or DeepLabCut file first")
+            return
+        layer = self.viewer.layers[self.lift_layer.value]
+        try:
+            lifted = self.lifter.lift(layer_poses(layer))
+        except ValueError as err:
+            self._error(f"{layer.name}: {err}")
+            return
+        self.show_lifted(layer, lifted)
+
+    def show_lifted(self, layer, lifted: Poses):
+        """Add ``lifted`` to the 3D view, colored like ``layer``, and tie it for live re-lifting."""
+        view = get_view3d(self.viewer)
+        layer3d = view.add_poses(lifted, name=f"{layer.name} 3D")
+        if layer.name in self.live:
+            self.live.pop(layer.name).disconnect()
+        self.live[layer.name] = LiveRelift(self.lifter, layer, layer3d)
+        self.lifted = lifted
+        self.status.value = f"Lifted {layer.name}: {lifted.n_frames} frames"
+        return layer3d
+
+    def export_3d(self, path) -> Path | None:
+        """Write the last lifted 3D poses (with live re-lifts) to ``.npz``, ``.h5`` or ``.csv``."""
+        if self.lifted is None:
+            self._error("Nothing lifted yet")
+            return None
+        try:
+            written = write_poses(self.lifted, path)
+        except (PoseFileError, OSError) as err:
+            self._error(str(err))
+            return None
+        self._info(f"3D poses written to {written}")
+        return written
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate_against(self, path) -> dict | None:
+        """Compare the lifted 3D with a ground-truth file; show the metrics and a per-joint plot."""
+        if self.lifted is None or self.lifter is None:
+            self._error("Lift a 2D layer first, then evaluate against its 3D ground truth")
+            return None
+        try:
+            truth = self.lifter.truth_in_output_frame(read_poses(path))
+            metrics = evaluate(self.lifted, truth, roots=self.lifter.meta.get("roots"))
+        except (PoseFileError, ValueError) as err:
+            self._error(str(err))
+            return None
+        units = metrics["units"]
+        self.metrics_label.value = (
+            f"MPJPE {metrics['mpjpe']:.3g} {units}\nPA-MPJPE {metrics['pa_mpjpe']:.3g} {units}\n"
+            f"N-MPJPE {metrics['n_mpjpe']:.3g} {units}\nMPJVE {metrics['mpjve']:.3g}\n"
+            f"({metrics['n_frames']} frames, {metrics['n_valid_joints']} joints)"
+        )
+        per_joint = metrics["per_joint_mpjpe"]
+        self.joint_plot.show_errors(list(per_joint), list(per_joint.values()), units)
+        if self._joint_dock is None:
+            self._joint_dock = self.viewer.window.add_dock_widget(
+                self.joint_plot, name="LiftPose per-joint error", area="right"
+            )
+        return metrics

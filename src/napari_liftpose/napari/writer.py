@@ -1,0 +1,47 @@
+"""npe2 writer contribution: save (refined) 2D tracks back to SLEAP or DeepLabCut.
+
+The source file is never overwritten: saving onto it writes ``<name>.refined<suffix>`` beside it
+and says so. Writes are atomic (a failed write leaves no partial file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_liftpose.io import write_poses
+from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.napari.convert import POSES_KEY, poses_from_points
+from napari_liftpose.poses import Poses
+
+__all__ = ["write_tracks", "refined_path"]
+
+
+def refined_path(path: str | Path) -> Path:
+    """``name.refined.ext`` beside ``path``: where saving onto a source file goes instead."""
+    path = Path(path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(f"{stem}.refined{path.suffix}")
+
+
+def write_tracks(path: str, data, attributes: dict) -> list[str]:
+    """Write one pose Points layer to ``path`` (``.slp``, ``.h5`` or ``.csv``).
+
+    Returns the list of paths written (empty, with an error notification, if it failed).
+    """
+    from napari.utils.notifications import show_error, show_info
+
+    target = Path(path)
+    template = attributes.get("metadata", {}).get(POSES_KEY)
+    if not isinstance(template, Poses):
+        show_error(f"{target}: this layer was not opened by napari-liftpose; nothing written")
+        return []
+    poses = poses_from_points(data, attributes["features"], template)
+    if template.source and target.resolve() == Path(template.source).resolve():
+        target = refined_path(target)
+        show_info(f"{template.source} is kept as it is; the refined tracks go to {target}")
+    try:
+        written = write_poses(poses, target)
+    except (PoseFileError, OSError) as err:
+        show_error(str(err))
+        return []
+    return [str(written)]

@@ -1,0 +1,242 @@
+"""The viewer workflow a lab uses: train, load, lift into the synced 3D view, edit, save, evaluate."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import sleap_io as sio
+from napari.utils.events import Event
+
+from napari_liftpose.io import read_poses
+from napari_liftpose.napari.view3d import get_view3d
+from napari_liftpose.napari.widgets import LiftPoseWidget
+
+
+def _drag(layer, row: int, delta) -> None:
+    """What napari does while a point is dragged: set the drag start, then move (emits data)."""
+    start = layer.data[row].copy()
+    layer.selected_data = {row}
+    layer._set_drag_start({row}, start)
+    layer._move({row}, start + np.asarray(delta))
+    layer._drag_start = None
+
+
+def _colored_pixels(image: np.ndarray) -> int:
+    rgb = image[..., :3].astype(int)
+    return int(((rgb.max(-1) - rgb.min(-1)) > 80).sum())
+
+
+@pytest.fixture
+def opened(make_napari_viewer, demo, tmp_path):
+    """A viewer with the demo walk open (copied to tmp) and the LiftPose widget docked."""
+    for path in (demo.tracks, demo.video):
+        shutil.copy(path, tmp_path / path.name)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(tmp_path / demo.tracks.name, plugin="napari-liftpose")
+    widget = LiftPoseWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="LiftPose")
+    return viewer, widget, tmp_path / demo.tracks.name
+
+
+@pytest.fixture
+def lifted(opened, demo):
+    viewer, widget, source = opened
+    assert widget.load_model(demo.model)
+    widget.lift_layer.value = source.name
+    widget.lift_selected()
+    view = get_view3d(viewer)
+    return viewer, widget, view, viewer.layers[source.name], view.model.layers[f"{source.name} 3D"]
+
+
+def _train(widget, demo, qtbot, tmp_path, epochs):
+    widget.library.value = [str(demo.library)]
+    widget.camera_mode.value = "calibration file"
+    widget.calibration.value = demo.calibration
+    widget.camera_name.value = "demo"
+    widget.roots.value = "Thorax"
+    widget.epochs.value = epochs
+    widget.output.value = tmp_path / "widget_model.safetensors"
+    widget.train_button.clicked()
+
+
+def test_training_from_the_widget_adds_a_model(opened, demo, qtbot, tmp_path):
+    viewer, widget, _ = opened
+    assert "CPU" in widget.device_label.value or "GPU" in widget.device_label.value
+    _train(widget, demo, qtbot, tmp_path, epochs=2)
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=120_000)
+    assert widget.lifter is not None
+    assert widget.last_result.status == "finished"
+    assert widget.loss_curve.epochs == [1, 2]
+    assert all(np.isfinite(widget.loss_curve.train))
+    assert (tmp_path / "widget_model.safetensors").is_file()
+    assert widget.train_button.enabled and not widget.cancel_button.enabled
+
+
+def test_cancel_stops_training_and_the_viewer_still_answers(opened, demo, qtbot, tmp_path):
+    viewer, widget, _ = opened
+    _train(widget, demo, qtbot, tmp_path, epochs=500)
+    qtbot.waitUntil(lambda: len(widget.loss_curve.epochs) >= 1, timeout=120_000)
+    # the GUI thread is free while training runs: the slider moves and layers redraw
+    viewer.dims.set_current_step(0, 7)
+    qtbot.wait(50)
+    assert viewer.dims.current_step[0] == 7
+    widget.cancel_button.clicked()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=5_000)
+    assert widget.last_result.status == "cancelled"
+    assert widget.last_result.epochs_run < 500
+    assert widget.lifter is not None  # the last good checkpoint is kept and loaded
+    assert (tmp_path / "widget_model.safetensors").is_file()
+
+
+def test_lifting_adds_a_3d_dock_whose_points_are_drawn(lifted, qtbot):
+    viewer, widget, view, points2d, points3d = lifted
+    assert points3d.data.shape[1] == 4  # (t, z, y, x) in the 3D view only
+    assert all(layer.data.shape[1] == 3 for layer in viewer.layers if layer._type_string == "points")
+    assert view.model.dims.ndisplay == 3
+    np.testing.assert_array_equal(points3d.face_color, points2d.face_color)  # colored alike
+    qtbot.wait(200)
+    drawn = view.qt_viewer.screenshot(flash=False)
+    points3d.visible = False
+    view.model.layers[f"{points2d.name} 3D bones"].visible = False
+    qtbot.wait(200)
+    blank = view.qt_viewer.screenshot(flash=False)
+    assert _colored_pixels(drawn) > 100
+    assert _colored_pixels(blank) == 0
+
+
+def test_time_sliders_follow_each_other(lifted):
+    viewer, widget, view, _, _ = lifted
+    viewer.dims.set_current_step(0, 33)
+    assert view.model.dims.current_step[0] == 33
+    view.model.dims.set_current_step(0, 71)
+    assert viewer.dims.current_step[0] == 71
+
+
+def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtbot):
+    viewer, widget, view, points2d, points3d = lifted
+    frame = 40
+    before = points3d.data.copy()
+    rows = np.nonzero(points2d.data[:, 0] == frame)[0]
+    claw = rows[list(points2d.features["keypoint"][rows]).index("LF_Claw")]
+    viewer.dims.set_current_step(0, frame)
+    # what a drag does: napari moves the selected point and emits a data event
+    _drag(points2d, claw, [0, 30, 40])
+    changed = (points3d.data != before).any(axis=1)
+    assert changed.any()
+    assert (points3d.data[changed, 0] == frame).all()
+    assert bool(points2d.features["edited"][claw])
+    assert points2d.features["edited"].sum() == 1
+    # the lifted Poses (exported) follow too
+    assert np.isfinite(widget.lifted.coords[frame]).all()
+
+
+def test_replacing_layer_data_relifts_the_changed_frame(lifted):
+    viewer, widget, view, points2d, points3d = lifted
+    before = points3d.data.copy()
+    data = points2d.data.copy()
+    row = np.nonzero(data[:, 0] == 5)[0][0]
+    data[row, 1:] += [15, -15]
+    points2d.data = data
+    changed = (points3d.data != before).any(axis=1)
+    assert changed.any() and (points3d.data[changed, 0] == 5).all()
+
+
+def test_save_after_edit_keeps_the_original(opened, qtbot):
+    viewer, widget, source = opened
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    points = viewer.layers[source.name]
+    original = read_poses(source)
+    row = np.nonzero(points.data[:, 0] == 3)[0][2]
+    _drag(points, row, [0, 12, -9])
+    written = viewer.layers.save(str(source), selected=True, plugin="napari-liftpose")
+    refined = source.with_name("walk.refined.slp")
+    assert written == [str(refined)]
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    again = read_poses(refined)
+    keypoint = original.keypoints.index(points.features["keypoint"][row])
+    moved = np.zeros(original.coords.shape[:3], bool)
+    moved[3, 0, keypoint] = True
+    np.testing.assert_array_equal(again.coords[~moved], original.coords[~moved])
+    np.testing.assert_allclose(again.coords[3, 0, keypoint], points.data[row, [2, 1]], atol=1e-4)
+    assert not np.allclose(again.coords[3, 0, keypoint], original.coords[3, 0, keypoint])
+    labels = sio.load_slp(str(refined))
+    assert len(labels.find(labels.videos[0], 3)[0].user_instances) == 1
+
+
+def test_save_dlc_after_edit_is_bit_exact_elsewhere(make_napari_viewer, data_dir, tmp_path):
+    source = tmp_path / "reachingDEMO_2D.h5"
+    shutil.copy(data_dir / "dlc_reaching_2d" / "reachingDEMO_2D.h5", source)
+    shutil.copy(data_dir / "dlc_reaching_2d" / "config.yaml", tmp_path / "config.yaml")
+    viewer = make_napari_viewer()
+    viewer.open(source, plugin="napari-liftpose")
+    points = viewer.layers[source.name]
+    data = points.data.copy()
+    data[10, 1:] += 4.0
+    points.data = data
+    target = tmp_path / "out" / "refined.h5"
+    assert viewer.layers.save(str(target), selected=True, plugin="napari-liftpose") == [str(target)]
+    before, after = read_poses(source), read_poses(target)
+    same = np.ones(before.coords.shape[:3], bool)
+    t = int(data[10, 0])
+    same[t, 0, before.keypoints.index(points.features["keypoint"][10])] = False
+    np.testing.assert_array_equal(after.coords[same], before.coords[same])
+    assert np.isnan(after.coords).sum() == np.isnan(before.coords).sum()
+
+
+def test_a_failing_write_leaves_no_partial_file(opened, notifications):
+    viewer, widget, source = opened
+    blocker = source.parent / "blocker"
+    blocker.write_text("a file where a folder should be")
+    written = viewer.layers.save(str(blocker / "x.slp"), selected=True, plugin="napari-liftpose")
+    assert written == []
+    assert sorted(p.name for p in source.parent.iterdir()) == ["blocker", "walk.mp4", "walk.slp"]
+    assert any("blocker" in message for message in notifications)
+
+
+def test_evaluate_panel_shows_metrics_and_per_joint_plot(lifted, demo, qtbot):
+    viewer, widget, view, _, _ = lifted
+    metrics = widget.evaluate_against(demo.truth)
+    assert 0 < metrics["mpjpe"] < 1.0  # mm, on a ~3 mm insect
+    assert "MPJPE" in widget.metrics_label.value and "PA-MPJPE" in widget.metrics_label.value
+    bars = widget.joint_plot.axes.patches
+    assert len(bars) == len(metrics["per_joint_mpjpe"])
+    qtbot.waitUntil(lambda: not widget._joint_dock.isHidden(), timeout=2_000)
+
+
+def test_export_3d_writes_what_the_view_shows(lifted, tmp_path):
+    viewer, widget, view, points2d, points3d = lifted
+    path = widget.export_3d(tmp_path / "walk3d.npz")
+    exported = read_poses(path)
+    assert exported.coords.shape == widget.lifted.coords.shape
+    frame = points3d.data[:, 0] == 12
+    np.testing.assert_allclose(
+        np.sort(points3d.data[frame, 3]), np.sort(exported.coords[12, 0, :, 0])
+    )
+
+
+def test_model_with_other_keypoints_names_what_differs(opened, data_dir, demo, notifications):
+    viewer, widget, _ = opened
+    viewer.open(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp",
+                plugin="napari-liftpose")
+    widget.lift_layer.value = "minimal_top_proofread.slp"
+    widget.load_model(demo.model)
+    message = next(m for m in notifications if "does not fit" in m)
+    assert "missing" in message and "LF_Claw" in message and "Nose" in message
+
+
+def test_sample_data_opens_video_tracks_and_bones(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-liftpose", "walking_insect")
+    kinds = sorted(layer._type_string for layer in viewer.layers)
+    assert kinds == ["image", "points", "vectors"]
+    assert viewer.layers["walking insect"].data.shape[1] == 3
+
+
+def test_data_event_without_indices_marks_nothing_when_nothing_moved(lifted):
+    viewer, widget, view, points2d, points3d = lifted
+    before = points3d.data.copy()
+    points2d.events.data(Event("data"))
+    np.testing.assert_array_equal(points3d.data, before)
