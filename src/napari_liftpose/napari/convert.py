@@ -51,12 +51,14 @@ def points_layer_data(poses: Poses) -> tuple[np.ndarray, pd.DataFrame]:
     Returns
     -------
     data : np.ndarray
-        ``(n_points, 3 or 4)`` float array.
+        ``(n_points, 3 or 4)`` float array, column-major (Fortran order).
     features : pandas.DataFrame
         ``individual``, ``keypoint`` (categorical), ``confidence`` (float), ``edited`` (bool).
     """
     t, i, k = np.nonzero(poses.finite_mask())
-    data = np.empty((t.size, 1 + poses.n_space))
+    # column-major: napari reduces Points data over rows (extent, thumbnail) on every time
+    # step; on a (4M, 3) array that is ~5 ms in Fortran order and ~110 ms in C order
+    data = np.empty((t.size, 1 + poses.n_space), order="F")
     data[:, 0] = t
     data[:, 1:] = napari_order(poses.coords[t, i, k])
     features = pd.DataFrame(

@@ -1,0 +1,135 @@
+"""The viewer at scale: 100k frames x 2 animals x 20 keypoints.
+
+Measures, with both viewers open (main 2D + docked 3D):
+- adding the lifted 3D layers to the 3D view (target <= 3 s),
+- one time-slider step, main viewer and 3D view moving together (target <= 30 ms),
+- live re-lift of one edited frame, end to end: drag event -> 3D layer updated (target <= 50 ms),
+and prints the batch lifting time for the record. Run under a display (``xvfb-run -a``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_liftpose import Poses
+from napari_liftpose.lifting import RandomCameras, TrainConfig, load_lifter, train
+from napari_liftpose.napari.layers import points_tuple
+from napari_liftpose.napari.skeleton import follow_skeletons
+
+
+def random_library(frames: int, keypoints: int, seed: int = 0) -> Poses:
+    """A random 3D chain 'animal' for timing (quality does not matter here)."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0, 1, (frames, 1, keypoints, 3))
+    coords = np.cumsum(steps, axis=2) + rng.normal(0, 0.1, (frames, 1, 1, 3))
+    names = [f"kp{i}" for i in range(keypoints)]
+    return Poses(coords=coords, keypoints=names, edges=[(i, i + 1) for i in range(keypoints - 1)])
+
+
+def tracks_2d(frames: int, animals: int, keypoints: int, seed: int = 1) -> Poses:
+    rng = np.random.default_rng(seed)
+    centre = np.cumsum(rng.normal(0, 2, (frames, animals, 1, 2)), axis=0) + 500
+    coords = centre + rng.normal(0, 20, (1, animals, keypoints, 2))
+    names = [f"kp{i}" for i in range(keypoints)]
+    return Poses(
+        coords=coords,
+        keypoints=names,
+        individuals=[f"mouse{i}" for i in range(animals)],
+        edges=[(i, i + 1) for i in range(keypoints - 1)],
+    )
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--animals", type=int, default=2)
+    parser.add_argument("--keypoints", type=int, default=20)
+    parser.add_argument("--model", choices=["mlp", "temporal"], default="mlp")
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_liftpose.napari.live import LiveRelift
+    from napari_liftpose.napari.view3d import get_view3d
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp) / "bench.safetensors"
+        train(
+            random_library(2000, args.keypoints),
+            RandomCameras(),
+            model_path,
+            TrainConfig(model=args.model, epochs=1, device="cpu"),
+        )
+        lifter = load_lifter(model_path, device="cpu")
+    poses = tracks_2d(args.frames, args.animals, args.keypoints)
+    start = time.perf_counter()
+    lifted = lifter.lift(poses)
+    t_lift = time.perf_counter() - start
+
+    viewer = napari.Viewer(show=True)
+    follow_skeletons(viewer)
+    data, kwargs, _ = points_tuple(poses, name="tracks")
+    points2d = viewer.add_points(data, **kwargs)
+    view = get_view3d(viewer)
+    QApplication.processEvents()
+    start = time.perf_counter()
+    points3d = view.add_poses(lifted, name="tracks 3D")
+    QApplication.processEvents()
+    t_add3d = time.perf_counter() - start
+    live = LiveRelift(lifter, points2d, points3d)
+
+    def step(i: int) -> None:
+        viewer.dims.set_current_step(0, (i * 4099) % args.frames)
+        QApplication.processEvents()
+
+    t_step = median_ms(step, 30)
+
+    def relift(i: int) -> None:
+        frame = (i * 7919) % args.frames
+        viewer.dims.set_current_step(0, frame)
+        row = int(live._index2d.rows(frame)[0])
+        begin = points2d.data[row].copy()
+        points2d._set_drag_start({row}, begin)
+        points2d._move({row}, begin + [0, 3.0, -2.0])  # emits the data event a drag emits
+        points2d._drag_start = None
+
+    def timed_relift(i: int) -> None:
+        relift(i)
+        QApplication.processEvents()
+
+    for i in range(3):
+        relift(i)  # warm-up
+    t_relift = median_ms(timed_relift, 30)
+    n = args.frames * args.animals
+    print(
+        f"{args.frames} frames x {args.animals} animals x {args.keypoints} keypoints, "
+        f"{args.model} lifter"
+    )
+    print(f"{'measure':38s} {'value':>10s} {'target':>10s} {'ratio':>7s}")
+    for name, value, target, unit in (
+        ("add 3D layers to the 3D view", t_add3d, 3.0, "s"),
+        ("time-slider step, both viewers", t_step, 30.0, "ms"),
+        ("live re-lift of one edited frame", t_relift, 50.0, "ms"),
+    ):
+        print(f"{name:38s} {value:9.3g}{unit:>1s} {target:9.3g}{unit:>1s} {value / target:7.2f}")
+    print(f"(batch lifting of {n} poses: {t_lift:.2f} s = {n / t_lift:,.0f} poses/s)")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
