@@ -1,6 +1,6 @@
 """Take the user guide's screenshots from the running plugin (run under a display or xvfb-run).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py docs/images
+xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py docs/images
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def main(out: Path) -> None:
 
     widget.tabs.setCurrentIndex(2)
     widget.lift_layer.value = files.tracks.name
-    widget.lift_selected()
+    shown = []
+    widget.lift_selected(then=shown.append)
+    while not shown:
+        settle(0.1)
     view = get_view3d(viewer)
     view.model.camera.angles = (-20, 35, 150)
     viewer.dims.set_current_step(0, 120)

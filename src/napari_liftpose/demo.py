@@ -68,7 +68,9 @@ class DemoFiles:
         return self.folder / "metrics.json"
 
 
-def build_demo_files(folder: str | Path, n_frames: int = 400, library_frames: int = 4000) -> DemoFiles:
+def build_demo_files(
+    folder: str | Path, n_frames: int = 400, library_frames: int = 4000
+) -> DemoFiles:
     """Write the demo's library, camera, video and 2D tracks into ``folder``."""
     import sleap_io as sio
 
@@ -103,16 +105,28 @@ def run_demo(
     files = build_demo_files(folder)
     camera = read_calibration(files.calibration)["demo"]
     config = TrainConfig(model="mlp", epochs=epochs, device=device, seed=0)
-    result = train(read_poses(files.library), KnownCamera(camera), files.model, config,
-                   roots=["Thorax"], progress=progress)
+    result = train(
+        read_poses(files.library),
+        KnownCamera(camera),
+        files.model,
+        config,
+        roots=["Thorax"],
+        progress=progress,
+    )
     lifter = load_lifter(files.model, device=device)
     lifted = lifter.lift(read_poses(files.tracks))
     write_poses(lifted, files.lifted)
-    metrics = evaluate(lifted, lifter.truth_in_output_frame(read_poses(files.truth)),
-                       roots=["Thorax"])
-    metrics["training"] = {"status": result.status, "epochs": result.epochs_run,
-                           "val_mpjpe": result.val_mpjpe}
-    metrics["files"] = {name: str(getattr(files, name)) for name in
-                        ("library", "truth", "calibration", "video", "tracks", "model", "lifted")}
+    metrics = evaluate(
+        lifted, lifter.truth_in_output_frame(read_poses(files.truth)), roots=["Thorax"]
+    )
+    metrics["training"] = {
+        "status": result.status,
+        "epochs": result.epochs_run,
+        "val_mpjpe": result.val_mpjpe,
+    }
+    metrics["files"] = {
+        name: str(getattr(files, name))
+        for name in ("library", "truth", "calibration", "video", "tracks", "model", "lifted")
+    }
     atomic_write_text(files.metrics, json.dumps(metrics, indent=2))
     return metrics

@@ -14,8 +14,13 @@ def demo(tmp_path_factory):
     """Demo files (library, camera, video, 2D tracks, truth) and a lifter trained on them."""
     files = build_demo_files(tmp_path_factory.mktemp("demo"), n_frames=120, library_frames=2000)
     camera = read_calibration(files.calibration)["demo"]
-    train(read_poses(files.library), KnownCamera(camera), files.model,
-          TrainConfig(epochs=4, seed=0), roots=["Thorax"])
+    train(
+        read_poses(files.library),
+        KnownCamera(camera),
+        files.model,
+        TrainConfig(epochs=4, seed=0),
+        roots=["Thorax"],
+    )
     return files
 
 

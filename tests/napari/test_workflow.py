@@ -42,11 +42,13 @@ def opened(make_napari_viewer, demo, tmp_path):
 
 
 @pytest.fixture
-def lifted(opened, demo):
+def lifted(opened, demo, qtbot):
     viewer, widget, source = opened
     assert widget.load_model(demo.model)
     widget.lift_layer.value = source.name
-    widget.lift_selected()
+    shown = []
+    widget.lift_selected(then=shown.append)
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=30_000)
     view = get_view3d(viewer)
     return viewer, widget, view, viewer.layers[source.name], view.model.layers[f"{source.name} 3D"]
 
@@ -94,7 +96,9 @@ def test_cancel_stops_training_and_the_viewer_still_answers(opened, demo, qtbot,
 def test_lifting_adds_a_3d_dock_whose_points_are_drawn(lifted, qtbot):
     viewer, widget, view, points2d, points3d = lifted
     assert points3d.data.shape[1] == 4  # (t, z, y, x) in the 3D view only
-    assert all(layer.data.shape[1] == 3 for layer in viewer.layers if layer._type_string == "points")
+    assert all(
+        layer.data.shape[1] == 3 for layer in viewer.layers if layer._type_string == "points"
+    )
     assert view.model.dims.ndisplay == 3
     np.testing.assert_array_equal(points3d.face_color, points2d.face_color)  # colored alike
     qtbot.wait(200)
@@ -219,8 +223,10 @@ def test_export_3d_writes_what_the_view_shows(lifted, tmp_path):
 
 def test_model_with_other_keypoints_names_what_differs(opened, data_dir, demo, notifications):
     viewer, widget, _ = opened
-    viewer.open(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp",
-                plugin="napari-liftpose")
+    viewer.open(
+        data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp",
+        plugin="napari-liftpose",
+    )
     widget.lift_layer.value = "minimal_top_proofread.slp"
     widget.load_model(demo.model)
     message = next(m for m in notifications if "does not fit" in m)
@@ -240,3 +246,19 @@ def test_data_event_without_indices_marks_nothing_when_nothing_moved(lifted):
     before = points3d.data.copy()
     points2d.events.data(Event("data"))
     np.testing.assert_array_equal(points3d.data, before)
+
+
+def test_lift_button_lifts_in_the_background(opened, demo, qtbot):
+    viewer, widget, source = opened
+    widget.load_model(demo.model)
+    widget.lift_layer.value = source.name
+    widget.lift_button.clicked()
+    qtbot.waitUntil(lambda: widget.lifted is not None, timeout=30_000)
+    assert f"{source.name} 3D" in get_view3d(viewer).model.layers
+
+
+def test_lifting_without_a_model_says_so(opened, notifications):
+    viewer, widget, source = opened
+    widget.lift_layer.value = source.name
+    assert widget.lift_selected() is None
+    assert any("No lifter" in message for message in notifications)

@@ -18,7 +18,6 @@ def show_demo(files: DemoFiles, viewer=None):
     viewer.window.add_dock_widget(widget, name="LiftPose", area="right")
     widget.load_model(files.model)
     widget.lift_layer.value = files.tracks.name
-    widget.lift_selected()
     widget.truth_file.value = files.truth
-    widget.evaluate_against(files.truth)
+    widget.lift_selected(then=lambda layer3d: widget.evaluate_against(files.truth))
     return viewer, widget

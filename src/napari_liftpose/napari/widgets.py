@@ -194,7 +194,7 @@ class LiftPoseWidget(QWidget):
         self.lift_button = PushButton(text="Lift to 3D")
         self.export_path = FileEdit(label="export 3D to", mode="w", filter="*.npz *.h5 *.csv")
         self.export_button = PushButton(text="Export 3D")
-        self.lift_button.changed.connect(self.lift_selected)
+        self.lift_button.changed.connect(lambda: self.lift_selected())
         self.export_button.changed.connect(lambda: self.export_3d(self.export_path.value))
         return Container(
             widgets=[self.lift_layer, self.lift_button, self.export_path, self.export_button]
@@ -316,8 +316,6 @@ class LiftPoseWidget(QWidget):
         self.status.value = "Cancelling..."
 
     def _on_progress(self, update) -> None:
-        if update.batch is not None:
-            return
         self.loss_curve.add(update.epoch, update.train_loss, update.val_loss)
         pbar = self._pbar  # napari's bar processes events: the run may end inside update()
         if pbar is not None:
@@ -367,21 +365,38 @@ class LiftPoseWidget(QWidget):
         return True
 
     # -- lifting -------------------------------------------------------------------------
-    def lift_selected(self) -> None:
-        """Lift the selected 2D layer and show the 3D in the docked, synchronized 3D view."""
+    def lift_selected(self, then=None):
+        """Lift the selected 2D layer in a worker thread, then show it in the 3D view.
+
+        ``then`` (optional) is called with the 3D layer once it is shown. Returns the worker
+        (None if nothing could be started).
+        """
+        from napari.qt.threading import create_worker
+
         if self.lifter is None:
             self._error("No lifter: train one or load a model file first")
-            return
+            return None
         if not self.lift_layer.value:
             self._error("No 2D tracks layer to lift: open a SLEAP or DeepLabCut file first")
-            return
+            return None
         layer = self.viewer.layers[self.lift_layer.value]
         try:
-            lifted = self.lifter.lift(layer_poses(layer))
+            poses = self.lifter.match(layer_poses(layer))
         except ValueError as err:
             self._error(f"{layer.name}: {err}")
-            return
-        self.show_lifted(layer, lifted)
+            return None
+        worker = create_worker(self.lifter.lift, poses)
+
+        def done(lifted: Poses) -> None:
+            layer3d = self.show_lifted(layer, lifted)
+            if then is not None:
+                then(layer3d)
+
+        worker.returned.connect(done)
+        worker.errored.connect(lambda err: self._error(f"{layer.name}: lifting failed: {err}"))
+        self.status.value = f"Lifting {layer.name}..."
+        worker.start()
+        return worker
 
     def show_lifted(self, layer, lifted: Poses):
         """Add ``lifted`` to the 3D view, colored like ``layer``, and tie it for live re-lifting."""

@@ -1,0 +1,282 @@
+"""Cameras for making 2D training inputs from a 3D library.
+
+Three ways to say what a "camera" is while training a lifter:
+
+* :class:`KnownCamera` wraps one calibrated :class:`~napari_liftpose.io.calibration.Camera`
+  (pinhole + OpenCV distortion, e.g. from an anipose ``calibration.toml``).
+* :class:`RandomCameras` draws a new virtual camera for every training sample, orbiting the
+  animal within azimuth / elevation / roll / distance ranges (LiftPose3D's "camera-agnostic"
+  training), with pinhole or weak-perspective projection.
+* no camera at all, when real 2D tracks are paired frame by frame with the 3D library
+  (see :class:`napari_liftpose.lifting.data.PairedTracks`).
+
+Camera frames follow OpenCV: ``x`` right, ``y`` down, ``z`` forward (along the optical axis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from napari_liftpose.io.calibration import Camera
+
+__all__ = [
+    "KnownCamera",
+    "RandomCameras",
+    "look_at_rotation",
+    "rotation_to_rodrigues",
+    "camera_from_angles",
+    "camera_to_dict",
+    "camera_from_dict",
+]
+
+
+def look_at_rotation(
+    azimuth: np.ndarray | float,
+    elevation: np.ndarray | float,
+    roll: np.ndarray | float = 0.0,
+    up: Sequence[float] = (0.0, 0.0, 1.0),
+) -> np.ndarray:
+    """World-to-camera rotations of cameras looking at the origin from given angles.
+
+    Parameters
+    ----------
+    azimuth, elevation, roll : float or np.ndarray
+        Angles in degrees, broadcast together to shape ``(n,)``. The camera sits in direction
+        ``(cos el cos az, cos el sin az, sin el)`` (in a frame whose third axis is ``up``),
+        looks at the origin, and is then rolled about its optical axis.
+        ``|elevation|`` must stay below 90.
+    up : sequence of 3 floats
+        The library's "up" direction.
+
+    Returns
+    -------
+    np.ndarray
+        Rotation matrices ``(n, 3, 3)``; rows are the camera's right, down and forward axes.
+    """
+    az, el, ro = np.broadcast_arrays(
+        *(
+            np.radians(np.atleast_1d(np.asarray(v, dtype=np.float64)))
+            for v in (azimuth, elevation, roll)
+        )
+    )
+    up = np.asarray(up, dtype=np.float64)
+    up = up / np.linalg.norm(up)
+    # an orthonormal frame (e1, e2, up) of the world
+    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = helper - up * (helper @ up)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(up, e1)
+    direction = (
+        (np.cos(el) * np.cos(az))[:, None] * e1
+        + (np.cos(el) * np.sin(az))[:, None] * e2
+        + np.sin(el)[:, None] * up
+    )
+    forward = -direction
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right, axis=-1, keepdims=True)
+    down = np.cross(forward, right)
+    rot = np.stack([right, down, forward], axis=1)  # (n, 3, 3)
+    c, s = np.cos(ro), np.sin(ro)
+    zeros, ones = np.zeros_like(c), np.ones_like(c)
+    roll_m = np.stack(
+        [
+            np.stack([c, -s, zeros], -1),
+            np.stack([s, c, zeros], -1),
+            np.stack([zeros, zeros, ones], -1),
+        ],
+        axis=1,
+    )
+    return roll_m @ rot
+
+
+def rotation_to_rodrigues(rotation: np.ndarray) -> np.ndarray:
+    """Rodrigues vector ``(3,)`` (axis * angle) of a rotation matrix ``(3, 3)``."""
+    rot = np.asarray(rotation, dtype=np.float64)
+    cos = np.clip((np.trace(rot) - 1) / 2, -1.0, 1.0)
+    theta = np.arccos(cos)
+    if theta < 1e-9:
+        return np.zeros(3)
+    if np.pi - theta < 1e-3:
+        # near a half turn: (R + I) / 2 ~ k k^T; the sign comes from the antisymmetric part
+        kk = (rot + np.eye(3)) / 2
+        i = int(np.argmax(np.diag(kk)))
+        axis = kk[:, i] / np.sqrt(kk[i, i])
+        anti = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+        if anti @ axis < 0:
+            axis = -axis
+        return axis / np.linalg.norm(axis) * theta
+    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    return axis / (2 * np.sin(theta)) * theta
+
+
+def camera_from_angles(
+    azimuth: float,
+    elevation: float,
+    distance: float,
+    roll: float = 0.0,
+    target: Sequence[float] = (0.0, 0.0, 0.0),
+    focal: float = 1000.0,
+    up: Sequence[float] = (0.0, 0.0, 1.0),
+    name: str = "virtual",
+) -> Camera:
+    """A pinhole :class:`Camera` at ``distance`` from ``target``, looking at it from given angles.
+
+    Angles are in degrees (see :func:`look_at_rotation`); the principal point is the origin.
+    """
+    rot = look_at_rotation(azimuth, elevation, roll, up)[0]
+    t = np.array([0.0, 0.0, distance]) - rot @ np.asarray(target, dtype=np.float64)
+    matrix = np.array([[focal, 0.0, 0.0], [0.0, focal, 0.0], [0.0, 0.0, 1.0]])
+    return Camera(name=name, matrix=matrix, rotation=rotation_to_rodrigues(rot), translation=t)
+
+
+def camera_to_dict(camera: Camera) -> dict:
+    """A JSON-able dict of a :class:`Camera` (for checkpoints)."""
+    return {
+        "name": camera.name,
+        "matrix": camera.matrix.tolist(),
+        "rotation": camera.rotation.tolist(),
+        "translation": camera.translation.tolist(),
+        "distortions": np.asarray(camera.distortions).tolist(),
+        "size": list(camera.size) if camera.size is not None else None,
+    }
+
+
+def camera_from_dict(data: dict) -> Camera:
+    """Inverse of :func:`camera_to_dict`."""
+    size = data.get("size")
+    return Camera(
+        name=data["name"],
+        matrix=data["matrix"],
+        rotation=data["rotation"],
+        translation=data["translation"],
+        distortions=data.get("distortions"),
+        size=tuple(size) if size else None,
+    )
+
+
+@dataclass
+class KnownCamera:
+    """Train for one calibrated camera: 2D = its projection, 3D targets in its frame."""
+
+    camera: Camera
+
+    def to_dict(self) -> dict:
+        """JSON-able description, stored in checkpoints."""
+        return {"kind": "known", "camera": camera_to_dict(self.camera)}
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points ``(n, frames, keypoints, 3)`` -> (2D pixels, camera-frame 3D).
+
+        Returns
+        -------
+        tuple of np.ndarray
+            ``(n, frames, keypoints, 2)`` pixel coordinates and ``(n, frames, keypoints, 3)``
+            camera-frame coordinates.
+        """
+        return self.camera.project(points), self.camera.to_camera_frame(points)
+
+
+@dataclass
+class RandomCameras:
+    """Random virtual cameras orbiting the animal (camera-agnostic training).
+
+    Parameters
+    ----------
+    azimuth, elevation, roll : (float, float)
+        Ranges in degrees, sampled uniformly (see :func:`look_at_rotation`).
+    distance : (float, float)
+        Range of the camera's distance from the animal, in library units.
+    projection : {"pinhole", "weak"}
+        Pinhole (perspective) or weak-perspective (scaled orthographic) projection.
+    focal : float
+        Focal length in pixels (only sets the scale of the 2D; inputs are scale-normalised).
+    up : (float, float, float)
+        The library's "up" direction.
+    azimuth_exclude : (float, float), optional
+        A band of azimuths never used (to test generalisation to an unseen viewpoint).
+    """
+
+    azimuth: tuple[float, float] = (-180.0, 180.0)
+    elevation: tuple[float, float] = (-30.0, 30.0)
+    roll: tuple[float, float] = (0.0, 0.0)
+    distance: tuple[float, float] = (10.0, 20.0)
+    projection: str = "pinhole"
+    focal: float = 1000.0
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    azimuth_exclude: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.projection not in ("pinhole", "weak"):
+            raise ValueError(f"projection: expected 'pinhole' or 'weak', got {self.projection!r}")
+        for name in ("azimuth", "elevation", "roll", "distance"):
+            lo, hi = (float(v) for v in getattr(self, name))
+            if not lo <= hi:
+                raise ValueError(f"{name}: expected MIN <= MAX, got {lo} {hi}")
+            setattr(self, name, (lo, hi))
+        if max(abs(v) for v in self.elevation) >= 90:
+            raise ValueError(
+                f"elevation: expected values strictly between -90 and 90, got {self.elevation}"
+            )
+        if self.distance[0] <= 0:
+            raise ValueError(f"distance: expected positive values, got {self.distance}")
+        self.up = tuple(float(v) for v in self.up)
+        if self.azimuth_exclude is not None:
+            lo, hi = (float(v) for v in self.azimuth_exclude)
+            if not self.azimuth[0] <= lo <= hi <= self.azimuth[1] or hi - lo >= np.ptp(
+                self.azimuth
+            ):
+                raise ValueError(
+                    f"azimuth_exclude: expected a band inside {self.azimuth}, got {lo} {hi}"
+                )
+            self.azimuth_exclude = (lo, hi)
+
+    def to_dict(self) -> dict:
+        """JSON-able description, stored in checkpoints."""
+        return {"kind": "random", **asdict(self)}
+
+    def sample_rotations(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` cameras: rotations ``(n, 3, 3)`` and distances ``(n,)``."""
+        if self.azimuth_exclude is None:
+            az = rng.uniform(*self.azimuth, size=n)
+        else:
+            lo, hi = self.azimuth_exclude
+            az = rng.uniform(self.azimuth[0], self.azimuth[1] - (hi - lo), size=n)
+            az = np.where(az >= lo, az + (hi - lo), az)
+        el = rng.uniform(*self.elevation, size=n)
+        ro = rng.uniform(*self.roll, size=n)
+        dist = rng.uniform(*self.distance, size=n)
+        return look_at_rotation(az, el, ro, self.up), dist
+
+    def project(
+        self, points: np.ndarray, centers: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Project windows of world points through one random camera per window.
+
+        Parameters
+        ----------
+        points : np.ndarray
+            ``(n, frames, keypoints, 3)`` world coordinates.
+        centers : np.ndarray
+            ``(n, 3)`` point each window's camera looks at.
+        rng : np.random.Generator
+            Source of randomness.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            2D ``(n, frames, keypoints, 2)`` and camera-frame 3D ``(n, frames, keypoints, 3)``.
+        """
+        rot, dist = self.sample_rotations(rng, points.shape[0])
+        rel = points - centers[:, None, None, :]
+        cam = np.einsum("nij,nfkj->nfki", rot, rel)
+        cam[..., 2] += dist[:, None, None]
+        if self.projection == "pinhole":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                uv = self.focal * cam[..., :2] / cam[..., 2:3]
+            uv[~(cam[..., 2] > 0)] = np.nan
+        else:
+            uv = self.focal * cam[..., :2] / dist[:, None, None, None]
+        return uv, cam

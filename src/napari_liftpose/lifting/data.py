@@ -1,0 +1,306 @@
+"""Training pairs: 2D inputs and root-relative 3D targets, made fresh every epoch.
+
+A :class:`PoseSamples` holds one or more 3D sequences (a library file, one individual each)
+and, for real-pair training, the matching 2D tracks. :meth:`PoseSamples.draw` cuts windows of
+``window`` frames around chosen centre frames and turns them into model inputs:
+
+1. optional bone-length perturbation of the 3D (per window, along the skeleton tree),
+2. projection through the camera (known, or one random camera per window), or the paired 2D,
+3. optional 2D noise, keypoint dropout and frame dropout,
+4. per-pose normalisation of the 2D (see :func:`normalize_2d`),
+5. root-relative 3D targets of the centre frame, in the camera frame (or the library frame for
+   real pairs without a camera).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
+from napari_liftpose.lifting.skeleton import RootLayout
+from napari_liftpose.poses import Poses
+
+__all__ = ["PairedTracks", "PoseSamples", "normalize_2d", "Augmentation"]
+
+
+@dataclass
+class PairedTracks:
+    """Real 2D tracks paired frame by frame with the 3D library (same keypoints, same frames).
+
+    ``tracks`` has one :class:`Poses` per library file, in the same order.
+    """
+
+    tracks: Sequence[Poses]
+
+    def to_dict(self) -> dict:
+        """JSON-able description, stored in checkpoints."""
+        return {"kind": "pairs", "sources": [p.source for p in self.tracks]}
+
+
+@dataclass
+class Augmentation:
+    """Random changes made to each training sample.
+
+    Parameters
+    ----------
+    noise_2d : float
+        Standard deviation of Gaussian 2D noise, as a fraction of the pose's 2D size (root-mean-
+        square distance of its keypoints from the root).
+    bone_jitter : float
+        Standard deviation of the relative change of each bone's length (3D, before projection;
+        not applied to real pairs).
+    keypoint_dropout : float
+        Probability that a non-root keypoint is hidden (coordinates missing, confidence 0).
+    frame_dropout : float
+        Probability that a whole frame is hidden (temporal model).
+    """
+
+    noise_2d: float = 0.0
+    bone_jitter: float = 0.0
+    keypoint_dropout: float = 0.0
+    frame_dropout: float = 0.0
+
+
+def normalize_2d(points: np.ndarray, root: int, scale: bool) -> np.ndarray:
+    """Root-relative (and optionally scale-normalised) 2D poses.
+
+    Parameters
+    ----------
+    points : np.ndarray
+        ``(..., keypoints, 2)``; NaN where missing.
+    root : int
+        Root keypoint index; poses whose root is missing come back all NaN.
+    scale : bool
+        Also divide by the pose's size (root-mean-square distance of the finite keypoints from
+        the root), which makes the input independent of the camera's distance and focal length.
+
+    Returns
+    -------
+    np.ndarray
+        Same shape as ``points``.
+    """
+    rel = points - points[..., root : root + 1, :]
+    if scale:
+        sq = np.nansum(rel**2, axis=(-1, -2))
+        n = np.isfinite(rel).all(-1).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            size = np.sqrt(sq / np.maximum(n - 1, 1))
+        size[~(size > 0)] = np.nan
+        rel = rel / size[..., None, None]
+    return rel
+
+
+def _bone_tree(n_keypoints: int, edges: np.ndarray, roots: Sequence[int]) -> list[tuple[int, int]]:
+    """Edges as (parent, child) in breadth-first order, from the roots, covering every component."""
+    neighbours: dict[int, list[int]] = {k: [] for k in range(n_keypoints)}
+    for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2):
+        neighbours[int(a)].append(int(b))
+        neighbours[int(b)].append(int(a))
+    seen: set[int] = set()
+    order: list[tuple[int, int]] = []
+    for start in list(roots) + list(range(n_keypoints)):
+        if start in seen:
+            continue
+        seen.add(start)
+        queue = [start]
+        while queue:
+            node = queue.pop(0)
+            for nxt in neighbours[node]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    order.append((node, nxt))
+                    queue.append(nxt)
+    return order
+
+
+class PoseSamples:
+    """3D sequences (and optional paired 2D) that training windows are drawn from.
+
+    Parameters
+    ----------
+    library : sequence of Poses
+        3D poses; every individual of every file is one sequence. All share ``keypoints``.
+    layout : RootLayout
+        Roots and target sets.
+    camera : KnownCamera, RandomCameras or PairedTracks
+        How 2D inputs are made.
+    window : int
+        Frames per sample (1 for the MLP, the receptive field for the temporal model).
+    """
+
+    def __init__(
+        self,
+        library: Sequence[Poses],
+        layout: RootLayout,
+        camera: KnownCamera | RandomCameras | PairedTracks,
+        window: int = 1,
+    ) -> None:
+        self.layout = layout
+        self.camera = camera
+        self.window = int(window)
+        self.keypoints = list(library[0].keypoints)
+        seqs3, seqs2, confs = [], [], []
+        for i, lib in enumerate(library):
+            if lib.n_space != 3:
+                raise ValueError(f"{lib.name}: expected 3D poses for the library, got 2D")
+            lib = lib.select_keypoints(self.keypoints)
+            if isinstance(camera, PairedTracks):
+                trk = camera.tracks[i].select_keypoints(self.keypoints)
+                if trk.n_space != 2:
+                    raise ValueError(f"{trk.name}: expected 2D tracks to pair with the library")
+                if trk.coords.shape[:2] != lib.coords.shape[:2]:
+                    raise ValueError(
+                        f"{trk.name}: expected {lib.n_frames} frames x {lib.n_individuals} "
+                        f"individuals to pair with {lib.name}, got {trk.coords.shape[:2]}"
+                    )
+            for ind in range(lib.n_individuals):
+                seqs3.append(lib.coords[:, ind])
+                if isinstance(camera, PairedTracks):
+                    seqs2.append(trk.coords[:, ind])
+                    conf = trk.confidence[:, ind].copy()
+                    conf[~np.isfinite(conf)] = 1.0
+                    confs.append(np.clip(conf, 0.0, 1.0))
+        self.points3d = np.concatenate(seqs3).astype(np.float64)
+        self.points2d = np.concatenate(seqs2).astype(np.float64) if seqs2 else None
+        self.conf2d = np.concatenate(confs) if confs else None
+        lengths = np.array([len(s) for s in seqs3])
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        self.lengths = lengths
+        self.seq_of = np.repeat(np.arange(len(lengths)), lengths)
+        self.seg_start = np.repeat(self.starts, lengths)
+        self.seg_end = np.repeat(self.starts + lengths, lengths)
+        self.bones = _bone_tree(len(self.keypoints), library[0].edges, layout.roots)
+        root = layout.roots[0]
+        usable = np.isfinite(self.points3d[:, root]).all(-1)
+        if self.points2d is not None:
+            usable &= np.isfinite(self.points2d[:, root]).all(-1)
+        self.usable = usable
+
+    @property
+    def scale_inputs(self) -> bool:
+        """True when 2D inputs are scale-normalised (random cameras)."""
+        return isinstance(self.camera, RandomCameras)
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """Training and validation frames: the last ``val_fraction`` of every sequence.
+
+        After a split, windows never cross from the training part of a sequence into its
+        validation part (or back).
+
+        Returns
+        -------
+        tuple of np.ndarray
+            Global frame indices ``(n_train,)`` and ``(n_val,)`` of usable frames.
+        """
+        train, val = [], []
+        for start, length in zip(self.starts, self.lengths, strict=True):
+            n_val = int(round(length * val_fraction)) if length > 1 else 0
+            cut = start + length - n_val
+            self.seg_start[start:cut], self.seg_end[start:cut] = start, cut
+            self.seg_start[cut : start + length] = cut
+            self.seg_end[cut : start + length] = start + length
+            frames = np.arange(start, start + length)
+            train.append(frames[frames < cut])
+            val.append(frames[frames >= cut])
+        train_idx, val_idx = np.concatenate(train), np.concatenate(val)
+        return train_idx[self.usable[train_idx]], val_idx[self.usable[val_idx]]
+
+    def window_indices(self, centers: np.ndarray, n_out: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Frames around ``centers``, clamped inside each sequence (or split segment).
+
+        Returns
+        -------
+        tuple of np.ndarray
+            Global frame indices ``(n, window + n_out - 1)`` and a mask ``(n, n_out)`` of the
+            output frames ``centers + 0..n_out-1`` that lie inside the segment.
+        """
+        half = self.window // 2
+        lo, hi = self.seg_start[centers], self.seg_end[centers]
+        offs = np.arange(-half, self.window - half + n_out - 1)
+        idx = np.clip(centers[:, None] + offs, lo[:, None], (hi - 1)[:, None])
+        inside = centers[:, None] + np.arange(n_out) < hi[:, None]
+        return idx, inside
+
+    def draw(
+        self,
+        centers: np.ndarray,
+        rng: np.random.Generator,
+        augment: Augmentation | None = None,
+        n_out: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Make one set of samples.
+
+        Parameters
+        ----------
+        centers : np.ndarray
+            Global centre frame indices ``(n,)``.
+        rng : np.random.Generator
+            Randomness for cameras and augmentation.
+        augment : Augmentation, optional
+            Augmentations; none if omitted.
+        n_out : int
+            Output frames per sample (temporal training on chunks): the targets are frames
+            ``centers + 0..n_out-1`` and the inputs span ``window + n_out - 1`` frames.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            Normalised 2D ``(n, window + n_out - 1, keypoints, 2)`` (NaN where missing),
+            confidence ``(n, window + n_out - 1, keypoints)`` (0 where missing) and root-relative
+            offsets ``(n, n_out, keypoints - 1, 3)`` of the output frames (NaN where unknown).
+        """
+        augment = augment or Augmentation()
+        idx, inside = self.window_indices(centers, n_out)
+        half = self.window // 2
+        root = self.layout.roots[0]
+        pts3 = self.points3d[idx]  # (n, w, k, 3)
+        if augment.bone_jitter > 0 and not isinstance(self.camera, PairedTracks) and self.bones:
+            pts3 = self._jitter_bones(pts3, rng, augment.bone_jitter)
+        if isinstance(self.camera, PairedTracks):
+            uv = self.points2d[idx].copy()
+            conf = self.conf2d[idx].copy()
+            target3 = pts3[:, half : half + n_out]
+        elif isinstance(self.camera, KnownCamera):
+            uv, cam3 = self.camera.project(pts3)
+            conf = np.ones(uv.shape[:-1])
+            target3 = cam3[:, half : half + n_out]
+        else:
+            centre = pts3[:, half, root]
+            uv, cam3 = self.camera.project(pts3, centre, rng)
+            conf = np.ones(uv.shape[:-1])
+            target3 = cam3[:, half : half + n_out]
+        x = normalize_2d(uv, root, self.scale_inputs)
+        if augment.noise_2d > 0:
+            size = np.sqrt(np.nanmean(np.nansum(x**2, -1), -1))  # (n, w)
+            if self.scale_inputs:
+                size = np.ones_like(size)
+            x = x + rng.standard_normal(x.shape) * (augment.noise_2d * size)[..., None, None]
+            x[..., root, :] = 0.0
+        n, w, k = x.shape[:3]
+        if augment.keypoint_dropout > 0:
+            drop = rng.random((n, w, k)) < augment.keypoint_dropout
+            drop[..., root] = False
+            x[drop] = np.nan
+        if augment.frame_dropout > 0 and w > 1:
+            drop = rng.random((n, w)) < augment.frame_dropout
+            x[drop] = np.nan
+        missing = ~np.isfinite(x).all(-1)
+        # a frame without its root cannot be normalised: hide it entirely
+        missing |= missing[..., root : root + 1]
+        x[missing] = np.nan
+        conf = np.where(missing, 0.0, conf)
+        offsets = self.layout.to_offsets(target3)
+        offsets[~inside] = np.nan
+        return x, conf, offsets
+
+    def _jitter_bones(self, pts: np.ndarray, rng: np.random.Generator, std: float) -> np.ndarray:
+        n = pts.shape[0]
+        factor = 1.0 + std * rng.standard_normal((n, len(self.bones)))
+        out = pts.copy()
+        for b, (parent, child) in enumerate(self.bones):
+            bone = pts[:, :, child] - pts[:, :, parent]
+            out[:, :, child] = out[:, :, parent] + bone * factor[:, b, None, None]
+        return out

@@ -1,0 +1,35 @@
+"""The README's first command: the demo, headless (what CI and a machine without display run)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from napari_liftpose.cli import main
+from napari_liftpose.io import read_poses
+
+
+def test_headless_demo_writes_everything_and_lifts_well(tmp_path, capsys):
+    assert main(["demo", "--headless", "-o", str(tmp_path / "demo"), "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    for path in metrics["files"].values():
+        assert (tmp_path / "demo").joinpath(path).is_file()
+    assert "MPJPE" in out
+    lifted = read_poses(metrics["files"]["lifted"])
+    truth = read_poses(metrics["files"]["truth"])
+    assert lifted.coords.shape == truth.coords.shape
+    # far better than knowing nothing: the spread of the truth around its root
+    spread = np.nanmean(np.linalg.norm(truth.coords - truth.coords[:, :, 1:2], axis=-1))
+    assert metrics["mpjpe"] < 0.3 * spread
+    tracks = read_poses(metrics["files"]["tracks"])
+    assert tracks.video is not None  # the .slp points at the rendered video
+
+
+def test_demo_refuses_a_file_as_its_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["demo", "--headless", "-o", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocker) in err
