@@ -129,8 +129,8 @@ class LiveRelift:
             rebuilt |= not self._update_3d_rows(int(f))
         if rebuilt:
             self._rebuild_3d()
-        else:
-            self.points3d.refresh()
+        else:  # a few points moved: redraw, skip the thumbnail and extent (full-data passes)
+            self.points3d.refresh(thumbnail=False, extent=False)
         return changed
 
     def _update_3d_rows(self, frame: int) -> bool:
