@@ -70,7 +70,7 @@ def main(out: Path) -> None:
     row = int(np.nonzero(points.data[:, 0] == 120)[0][5])
     start = points.data[row].copy()
     points._set_drag_start({row}, start)
-    points._move({row}, start + [0, 40, 60])
+    points._move({row}, start + [0, 25, 35])
     points._drag_start = None
     points.selected_data = {row}
     save(viewer, out / "4-live-relift.png")

@@ -12,7 +12,7 @@ from napari.utils.events import Event
 
 from napari_liftpose.io import read_poses
 from napari_liftpose.napari.view3d import get_view3d
-from napari_liftpose.napari.widgets import LiftPoseWidget
+from napari_liftpose.napari.widgets import LiftPoseWidget, layer_poses
 
 
 def _drag(layer, row: int, delta) -> None:
@@ -131,6 +131,18 @@ def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtb
     changed = (points3d.data != before).any(axis=1)
     assert changed.any()
     assert (points3d.data[changed, 0] == frame).all()
+    # the frame shows what the model makes of the edited 2D pose
+    edited_2d = layer_poses(points2d).select_keypoints(widget.lifter.keypoints).coords[frame]
+    expected = widget.lifter.lift_frame(edited_2d)[0]  # (keypoints, 3): x, y, z
+    rows3d = np.nonzero(points3d.data[:, 0] == frame)[0]
+    names = list(points3d.features["keypoint"][rows3d].astype(str))
+    order = [widget.lifter.keypoints.index(n) for n in names]
+    np.testing.assert_allclose(points3d.data[rows3d][:, [3, 2, 1]], expected[order], atol=1e-4)
+    # and the 3D bones follow the re-lifted points
+    bones = view.model.layers[f"{points2d.name} 3D bones"]
+    tips = bones.data[:, 0, 1:] + bones.data[:, 1, 1:]
+    shown = points3d.data[rows3d][:, 1:]
+    assert np.min(np.linalg.norm(tips[:, None] - shown[None], axis=-1), axis=1).max() < 1e-4
     assert bool(points2d.features["edited"][claw])
     assert points2d.features["edited"].sum() == 1
     # the lifted Poses (exported) follow too
@@ -207,7 +219,7 @@ def test_evaluate_panel_shows_metrics_and_per_joint_plot(lifted, demo, qtbot):
     assert "MPJPE" in widget.metrics_label.value and "PA-MPJPE" in widget.metrics_label.value
     bars = widget.joint_plot.axes.patches
     assert len(bars) == len(metrics["per_joint_mpjpe"])
-    qtbot.waitUntil(lambda: not widget._joint_dock.isHidden(), timeout=2_000)
+    qtbot.waitUntil(widget.joint_plot.isVisible, timeout=2_000)  # shown in the Evaluate tab
 
 
 def test_export_3d_writes_what_the_view_shows(lifted, tmp_path):

@@ -56,12 +56,17 @@ class Augmentation:
         Probability that a non-root keypoint is hidden (coordinates missing, confidence 0).
     frame_dropout : float
         Probability that a whole frame is hidden (temporal model).
+    dropout_samples : float
+        Fraction of samples (windows) that get keypoint and frame dropout at all; the others
+        stay complete, so the network also learns the clean case (with 30 keypoints and
+        ``keypoint_dropout=0.1`` fewer than 5 % of frames would otherwise be complete).
     """
 
     noise_2d: float = 0.0
     bone_jitter: float = 0.0
     keypoint_dropout: float = 0.0
     frame_dropout: float = 0.0
+    dropout_samples: float = 1.0
 
 
 def normalize_2d(points: np.ndarray, root: int, scale: bool) -> np.ndarray:
@@ -280,13 +285,16 @@ class PoseSamples:
             x = x + rng.standard_normal(x.shape) * (augment.noise_2d * size)[..., None, None]
             x[..., root, :] = 0.0
         n, w, k = x.shape[:3]
+        if augment.keypoint_dropout > 0 or (augment.frame_dropout > 0 and w > 1):
+            chosen = rng.random(n) < augment.dropout_samples  # samples that get dropout
         if augment.keypoint_dropout > 0:
             drop = rng.random((n, w, k)) < augment.keypoint_dropout
+            drop &= chosen[:, None, None]
             drop[..., root] = False
             x[drop] = np.nan
         if augment.frame_dropout > 0 and w > 1:
             drop = rng.random((n, w)) < augment.frame_dropout
-            x[drop] = np.nan
+            x[drop & chosen[:, None]] = np.nan
         missing = ~np.isfinite(x).all(-1)
         # a frame without its root cannot be normalised: hide it entirely
         missing |= missing[..., root : root + 1]

@@ -166,7 +166,7 @@ def default_architecture(kind: str) -> dict:
     if kind == "mlp":
         return {"type": "mlp", "width": 256, "blocks": 1, "dropout": 0.1}
     if kind == "temporal":
-        return {"type": "temporal", "filter_widths": [3, 3], "channels": 256, "dropout": 0.1}
+        return {"type": "temporal", "filter_widths": [3], "channels": 256, "dropout": 0.1}
     raise ValueError(f"model: expected 'mlp' or 'temporal', got {kind!r}")
 
 

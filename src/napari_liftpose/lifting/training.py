@@ -55,7 +55,7 @@ class TrainConfig:
     epochs : int
         Maximum number of epochs.
     batch_size : int, optional
-        Output frames per optimisation step (default: MLP 64, temporal 128).
+        Output frames per optimisation step (default 64).
     lr : float, optional
         Initial Adam learning rate (default: MLP 1e-3, temporal 2e-3); decays to
         ``lr * lr_final`` on a cosine schedule.
@@ -74,6 +74,8 @@ class TrainConfig:
     noise_2d, bone_jitter, keypoint_dropout, frame_dropout : float, optional
         Augmentations (see :class:`~napari_liftpose.lifting.data.Augmentation`); None picks the
         default (see :meth:`augmentation`).
+    dropout_samples : float
+        Fraction of training samples that get keypoint/frame dropout (the rest stay complete).
     max_grad_norm : float
         Gradient clipping (0: none).
     chunk : int
@@ -97,6 +99,7 @@ class TrainConfig:
     bone_jitter: float | None = None
     keypoint_dropout: float | None = None
     frame_dropout: float | None = None
+    dropout_samples: float = 0.5
     max_grad_norm: float = 1.0
     chunk: int = 8
 
@@ -105,7 +108,7 @@ class TrainConfig:
         """Output frames per optimisation step, with the model type's default."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        return 128 if self.model == "temporal" else 64
+        return 64
 
     @property
     def learning_rate(self) -> float:
@@ -131,6 +134,7 @@ class TrainConfig:
             bone_jitter=pick(self.bone_jitter, 0.0),
             keypoint_dropout=pick(self.keypoint_dropout, 0.1 if temporal else 0.0),
             frame_dropout=pick(self.frame_dropout, 0.05 if temporal else 0.0),
+            dropout_samples=float(self.dropout_samples),
         )
 
 

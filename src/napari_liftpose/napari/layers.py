@@ -11,12 +11,15 @@ __all__ = ["pose_layer_tuples", "points_tuple", "point_size"]
 
 
 def point_size(poses: Poses) -> float:
-    """A point size that reads well at the data's scale (1/60 of the pose extent, at least 1)."""
+    """A point size that reads well at the data's scale: 1/60 of the pose extent.
+
+    Tracks in pixels get a few pixels; a 3 mm insect in millimetres gets 0.05 mm.
+    """
     sample = poses.coords[:: max(1, poses.n_frames // 1000)].reshape(-1, poses.n_space)
     if not np.isfinite(sample).any():
         return 5.0
     extent = float(np.max(np.nanmax(sample, axis=0) - np.nanmin(sample, axis=0)))
-    return max(1.0, round(extent / 60, 2))
+    return extent / 60 if extent > 0 else 5.0
 
 
 def points_tuple(poses: Poses, name: str | None = None, **kwargs) -> tuple:

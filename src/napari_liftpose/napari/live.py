@@ -124,29 +124,34 @@ class LiveRelift:
         lifted = self.lifter.lift_arrays(self.tracks[lo:hi], self.confidence[lo:hi])
         changed = np.arange(max(0, frame - self.half), min(n_frames, frame + self.half + 1))
         self.poses3d.coords[changed] = lifted[changed - lo]
-        rebuilt = False
-        for f in changed:
-            rebuilt |= not self._update_3d_rows(int(f))
-        if rebuilt:
+        rows = [self._update_3d_rows(int(f)) for f in changed]
+        if any(r is None for r in rows):
             self._rebuild_3d()
         else:  # a few points moved: redraw, skip the thumbnail and extent (full-data passes)
             self.points3d.refresh(thumbnail=False, extent=False)
+            # and say so, as napari does after moving points in place (the bones follow)
+            self.points3d.events.data(
+                value=self.points3d.data,
+                action="changed",
+                data_indices=tuple(int(r) for r in np.concatenate(rows)),
+                vertex_indices=((),),
+            )
         return changed
 
-    def _update_3d_rows(self, frame: int) -> bool:
-        """Write frame ``frame`` into the 3D layer in place; False if its rows would change."""
+    def _update_3d_rows(self, frame: int) -> np.ndarray | None:
+        """Write frame ``frame`` into the 3D layer in place; its rows, or None if they would change."""
         rows = self._index3d.rows(frame)
         pose = self.poses3d.coords[frame]
         finite = np.isfinite(pose).all(-1)
         if len(rows) != finite.sum():
-            return False
+            return None
         features = self.points3d.features
         ind = features["individual"].cat.codes.to_numpy()[rows]
         kp = features["keypoint"].cat.codes.to_numpy()[rows]
         if not finite[ind, kp].all():
-            return False
+            return None
         self.points3d.data[rows, 1:] = napari_order(pose[ind, kp])
-        return True
+        return rows
 
     def _rebuild_3d(self) -> None:
         from napari_liftpose.napari.convert import point_colors, points_layer_data

@@ -133,7 +133,7 @@ def _bones_layer_for(viewer, points):
     bones = Vectors(
         np.zeros((0, 2, points.data.shape[1])),
         name=f"{points.name} bones",
-        edge_width=max(0.5, point_size(poses) / 3),
+        edge_width=point_size(poses) / 3,
         vector_style="line",
         opacity=0.8,
         metadata={"liftpose_role": BONES_ROLE},

@@ -33,6 +33,7 @@ class PoseView3D:
         self.dock = viewer.window.add_dock_widget(
             self.qt_viewer, name="3D poses", area=area, tabify=False
         )
+        _give_room(viewer.window._qt_window, self.dock)
         follow_skeletons(self.model)
         viewer.dims.events.current_step.connect(self._main_moved)
         self.model.dims.events.current_step.connect(self._view_moved)
@@ -82,6 +83,29 @@ class PoseView3D:
             self.qt_viewer.close()
             self.qt_viewer = None
             self.dock = None
+
+
+def _give_room(window, dock) -> None:
+    """Put ``dock`` in its own column beside the other docks of its area, ~40% of the width."""
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QDockWidget
+
+    area = window.dockWidgetArea(dock)
+    others = [
+        d
+        for d in window.findChildren(QDockWidget)
+        if d is not dock and not d.isHidden() and window.dockWidgetArea(d) == area
+    ]
+    if others:
+        window.splitDockWidget(others[0], dock, Qt.Orientation.Horizontal)
+    docks = [*others[:1], dock]
+    widths = [int(window.width() * f) for f in (0.22, 0.38)][-len(docks) :]
+
+    def resize() -> None:
+        window.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
+
+    resize()
+    QTimer.singleShot(0, resize)  # again once Qt has laid the new dock out
 
 
 def _close_filter():

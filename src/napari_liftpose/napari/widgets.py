@@ -20,7 +20,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from napari_liftpose.io import read_calibration, read_poses, write_poses
 from napari_liftpose.io.errors import PoseFileError
@@ -101,8 +101,6 @@ class LiftPoseWidget(QWidget):
         self.last_result = None
         self.loss_curve = LossCurve()
         self.joint_plot = JointErrorPlot()
-        self._loss_dock = None
-        self._joint_dock = None
         self._cancel = threading.Event()
         self._worker = None
         self._pbar = None
@@ -110,13 +108,21 @@ class LiftPoseWidget(QWidget):
         self._relay.progressed.connect(self._on_progress)
 
         self.tabs = QTabWidget()
-        for name, tab in (
-            ("Train", self._build_train_tab()),
-            ("Model", self._build_model_tab()),
-            ("Lift", self._build_lift_tab()),
-            ("Evaluate", self._build_evaluate_tab()),
+        for name, tab, plot in (
+            ("Train", self._build_train_tab(), self.loss_curve),
+            ("Model", self._build_model_tab(), None),
+            ("Lift", self._build_lift_tab(), None),
+            ("Evaluate", self._build_evaluate_tab(), self.joint_plot),
         ):
-            self.tabs.addTab(tab.native, name)
+            if plot is not None:  # the plot sits under its controls, always in view with them
+                plot.setMinimumHeight(220)
+                tab.native.layout().addWidget(plot, stretch=1)
+            else:
+                tab.native.layout().addStretch(1)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setWidget(tab.native)
+            self.tabs.addTab(scroll, name)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         self.status = Label(value="No lifter yet: train one or load a model file.")
@@ -287,10 +293,6 @@ class LiftPoseWidget(QWidget):
         )
         self._cancel.clear()
         self.loss_curve.reset()
-        if self._loss_dock is None:
-            self._loss_dock = self.viewer.window.add_dock_widget(
-                self.loss_curve, name="LiftPose training loss", area="right"
-            )
         self._pbar = progress(total=config.epochs, desc="Training lifter")
         self._worker = create_worker(
             train,
@@ -402,6 +404,7 @@ class LiftPoseWidget(QWidget):
         """Add ``lifted`` to the 3D view, colored like ``layer``, and tie it for live re-lifting."""
         view = get_view3d(self.viewer)
         layer3d = view.add_poses(lifted, name=f"{layer.name} 3D")
+        self.viewer.reset_view()  # the main canvas narrowed when the 3D view docked
         if layer.name in self.live:
             self.live.pop(layer.name).disconnect()
         self.live[layer.name] = LiveRelift(self.lifter, layer, layer3d)
@@ -437,13 +440,10 @@ class LiftPoseWidget(QWidget):
         units = metrics["units"]
         self.metrics_label.value = (
             f"MPJPE {metrics['mpjpe']:.3g} {units}\nPA-MPJPE {metrics['pa_mpjpe']:.3g} {units}\n"
-            f"N-MPJPE {metrics['n_mpjpe']:.3g} {units}\nMPJVE {metrics['mpjve']:.3g}\n"
+            f"N-MPJPE {metrics['n_mpjpe']:.3g} {units}\nMPJVE {metrics['mpjve']:.3g} {units}/frame\n"
             f"({metrics['n_frames']} frames, {metrics['n_valid_joints']} joints)"
         )
         per_joint = metrics["per_joint_mpjpe"]
         self.joint_plot.show_errors(list(per_joint), list(per_joint.values()), units)
-        if self._joint_dock is None:
-            self._joint_dock = self.viewer.window.add_dock_widget(
-                self.joint_plot, name="LiftPose per-joint error", area="right"
-            )
+        self.tabs.setCurrentIndex(3)
         return metrics
