@@ -113,3 +113,10 @@ def test_write_error_keeps_existing_file(tmp_path, data_dir):
         write_poses(poses, target)
     assert target.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.slp"]
+
+
+def test_config_that_is_not_a_mapping(tmp_path, data_dir):
+    shutil.copy(data_dir / "dlc_reaching_2d" / "reachingDEMO_2D.h5", tmp_path / "v1DLC.h5")
+    (tmp_path / "config.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(PoseFileError, match="expected a YAML mapping"):
+        read_poses(tmp_path / "v1DLC.h5")

@@ -193,3 +193,13 @@ def test_dlc_3d_h5(tmp_path):
     poses = read_poses(path)
     assert poses.n_space == 3
     np.testing.assert_array_equal(poses.coords[:, 0, 1], values[:, 3:])
+
+
+def test_dlc_video_is_the_one_the_table_names(tmp_path, data_dir):
+    from napari_liftpose.io.dlc import find_dlc_video
+
+    for name in ("video1.mp4", "video10.mp4", "video10_extra.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    table = tmp_path / "video10DLC_resnet50_mouseOct30shuffle1_6000.h5"
+    assert find_dlc_video(table) == str(tmp_path / "video10.mp4")
+    assert find_dlc_video(tmp_path / "video2DLC_resnet50.h5") is None

@@ -86,3 +86,60 @@ def test_new_slp_from_other_format(tmp_path, data_dir):
     np.testing.assert_allclose(again.coords, poses.coords, rtol=1e-6)
     assert again.keypoints == poses.keypoints
     assert again.edges.tolist() == poses.edges.tolist()
+
+
+def test_sleap_analysis_roundtrip_stays_sleap(tmp_path, data_dir):
+    source = data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.analysis.h5"
+    poses = read_poses(source)
+    out = write_poses(poses, tmp_path / "top.refined.analysis.h5")
+    again = read_poses(out)
+    assert again.source_format == "sleap_analysis"  # SLEAP can read it back
+    _equal(poses, again)
+    np.testing.assert_array_equal(again.confidence, poses.confidence)
+    assert again.edges.tolist() == poses.edges.tolist()
+
+
+def test_refined_pkg_slp_keeps_its_embedded_images(tmp_path, data_dir):
+    source = data_dir / "sleap_small" / "minimal_instance.pkg.slp"
+    poses = read_poses(source)
+    edited = poses.copy()
+    edited.coords[0, 0, 0] += 3.0
+    out = write_poses(edited, tmp_path / "minimal_instance.refined.pkg.slp")
+    labels = sio.load_slp(str(out))
+    image = labels.videos[0][0]
+    assert image is not None and image.size > 0
+    original = sio.load_slp(str(source)).videos[0][0]
+    np.testing.assert_array_equal(image, original)
+
+
+def _collected_data(tmp_path):
+    """A DeepLabCut >= 2.3 labelled-data table: 3-level row index (folder, video, image)."""
+    index = pd.MultiIndex.from_tuples(
+        [("labeled-data", "vid1", f"img{i:03d}.png") for i in range(4)]
+    )
+    columns = pd.MultiIndex.from_product(
+        [["annotator"], ["nose", "tail"], ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+    )
+    values = np.arange(16, dtype=float).reshape(4, 4) + 0.125
+    values[2, 0:2] = np.nan
+    return pd.DataFrame(values, index=index, columns=columns)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".csv"])
+def test_dlc_labelled_data_roundtrip(tmp_path, suffix):
+    frame = _collected_data(tmp_path)
+    source = tmp_path / f"CollectedData_annotator{suffix}"
+    if suffix == ".h5":
+        frame.to_hdf(source, key="df_with_missing")
+    else:
+        frame.to_csv(source)
+    poses = read_poses(source)
+    assert poses.keypoints == ["nose", "tail"]
+    assert poses.finite_mask().sum() == 7
+    out = write_poses(poses, tmp_path / f"refined{suffix}")
+    if suffix == ".h5":
+        after = pd.read_hdf(out)
+    else:
+        after = pd.read_csv(out, header=[0, 1, 2], index_col=[0, 1, 2])
+    np.testing.assert_array_equal(after.to_numpy(), frame.to_numpy())
+    assert list(after.index) == list(frame.index)

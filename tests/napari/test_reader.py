@@ -167,3 +167,15 @@ def test_video_beside_dlc_file_opens_lazily(make_napari_viewer, data_dir, tmp_pa
     assert image.rgb
     assert abs(int(np.asarray(image._slice.image.view)[..., 1].mean()) - 120) < 8
     assert len(image.data._cache) <= 3  # only what was shown got decoded
+
+
+def test_adding_a_point_after_a_selection_keeps_bones_working(make_napari_viewer, data_dir):
+    viewer = make_napari_viewer()
+    viewer.open(data_dir / "dlc_reaching_2d/reachingDEMO_2D.h5", plugin="napari-liftpose")
+    points = _points_layer(viewer)
+    bones = viewer.layers[f"{points.name} bones"]
+    points.selected_data = {4}
+    points.selected_data = set()
+    points.add([2, 50, 60])  # napari may turn the categorical features into strings here
+    viewer.dims.set_current_step(0, 3)
+    assert len(bones.data) == 9 and (bones.data[:, 0, 0] == 3).all()

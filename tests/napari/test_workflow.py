@@ -274,3 +274,24 @@ def test_lifting_without_a_model_says_so(opened, notifications):
     widget.lift_layer.value = source.name
     assert widget.lift_selected() is None
     assert any("No lifter" in message for message in notifications)
+
+
+def test_main_slider_is_not_held_back_by_a_shorter_3d_view(lifted):
+    viewer, widget, view, points2d, points3d = lifted
+    n_frames = widget.lifted.n_frames
+    viewer.add_image(np.zeros((n_frames + 50, 8, 8), np.uint8), name="longer video")
+    viewer.dims.set_current_step(0, n_frames + 20)
+    assert viewer.dims.current_step[0] == n_frames + 20
+    assert view.model.dims.current_step[0] == n_frames - 1
+
+
+def test_closing_the_3d_dock_then_lifting_again_opens_a_new_one(lifted, qtbot):
+    viewer, widget, view, points2d, points3d = lifted
+    viewer.window.remove_dock_widget(view.dock)
+    qtbot.wait(50)
+    shown = []
+    widget.lift_selected(then=shown.append)
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=30_000)
+    new_view = get_view3d(viewer)
+    assert new_view is not view and new_view.is_open
+    assert f"{points2d.name} 3D" in new_view.model.layers

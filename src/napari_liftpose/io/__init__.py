@@ -64,6 +64,7 @@ FORMATS: dict[str, Format] = {
             (".h5", ".hdf5"),
             sleap.is_sleap_analysis_file,
             sleap.read_sleap_analysis,
+            sleap.write_sleap_analysis,
             expects="datasets 'tracks' and 'node_names'",
         ),
         Format(
@@ -195,7 +196,9 @@ def _writer_for(poses: Poses, path: Path) -> str:
     if suffix == ".csv":
         return "anipose_csv" if poses.n_space == 3 and poses.source_format != "dlc" else "dlc"
     if suffix in (".h5", ".hdf5"):
-        return "dlc" if poses.source_format == "dlc" else "liftpose_h5"
+        if poses.source_format in ("dlc", "sleap_analysis"):
+            return poses.source_format  # back to the format the tracks came from
+        return "liftpose_h5"
     raise PoseFileError(path, "cannot choose a format to write: use .npz, .h5, .csv or .slp")
 
 

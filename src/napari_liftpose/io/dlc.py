@@ -36,37 +36,46 @@ def is_dlc_file(path: str | Path) -> bool:
         except Exception:
             return False
     if suffix == ".csv":
-        return _csv_header_rows(path) is not None
+        return _csv_layout(path) is not None
     return False
 
 
-def _csv_header_rows(path: Path) -> int | None:
-    """Number of header rows of a DLC CSV (3 single-animal, 4 multi-animal), or None."""
+def _csv_layout(path: Path) -> tuple[int, int] | None:
+    """``(header rows, index columns)`` of a DLC CSV, or None if it is not one.
+
+    Header rows: 3 single-animal, 4 multi-animal. Index columns: 1 for inference output, 3 for
+    labelled data (``labeled-data, video, image``): the cells after ``scorer`` that are empty.
+    """
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            firsts = [f.readline().split(",", 1)[0].strip() for _ in range(4)]
+            rows = [f.readline().rstrip("\r\n").split(",") for _ in range(4)]
     except OSError:
         return None
+    firsts = [row[0].strip() for row in rows]
     if firsts[0] != "scorer":
         return None
+    n_index = 1
+    while n_index < len(rows[0]) and rows[0][n_index].strip() == "":
+        n_index += 1
     if firsts[1] == "individuals" and firsts[2] == "bodyparts" and firsts[3] == "coords":
-        return 4
+        return 4, n_index
     if firsts[1] == "bodyparts" and firsts[2] == "coords":
-        return 3
+        return 3, n_index
     return None
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     if path.suffix.lower() == ".csv":
-        rows = _csv_header_rows(path)
-        if rows is None:
+        layout = _csv_layout(path)
+        if layout is None:
             raise PoseFileError(
                 path,
                 "not a DeepLabCut table: expected header rows "
                 "'scorer', ['individuals',] 'bodyparts', 'coords'",
             )
         try:
-            return pd.read_csv(path, header=list(range(rows)), index_col=0)
+            rows, n_index = layout
+            return pd.read_csv(path, header=list(range(rows)), index_col=list(range(n_index)))
         except Exception as err:
             raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
     try:
@@ -160,12 +169,19 @@ def find_dlc_config(path: str | Path) -> Path | None:
 
 
 def find_dlc_video(path: str | Path) -> str | None:
-    """The video beside a DLC output table: one whose name starts the table's name."""
+    """The video beside a DLC output table: ``<video stem>DLC_<scorer>.h5`` names its video."""
     path = Path(path)
-    for video in sorted(path.parent.iterdir()) if path.parent.is_dir() else []:
-        if video.suffix.lower() in VIDEO_SUFFIXES and path.stem.startswith(video.stem):
-            return str(video)
-    return None
+    folder = sorted(path.parent.iterdir()) if path.parent.is_dir() else []
+    candidates = [video for video in folder if _dlc_suffix(path.stem, video)]
+    return str(max(candidates, key=lambda v: len(v.stem))) if candidates else None
+
+
+def _dlc_suffix(table_stem: str, video: Path) -> bool:
+    """True if the table is ``<video stem>DLC_...`` (DeepLabCut's naming) or ``<video stem>``."""
+    if video.suffix.lower() not in VIDEO_SUFFIXES or not table_stem.startswith(video.stem):
+        return False
+    rest = table_stem[len(video.stem) :]
+    return rest == "" or rest.startswith("DLC") or rest.startswith("_DLC")
 
 
 def _skeleton_edges(config: Path, bodyparts: list[str]) -> list[tuple[int, int]]:
@@ -175,7 +191,11 @@ def _skeleton_edges(config: Path, bodyparts: list[str]) -> list[tuple[int, int]]
         settings = yaml.safe_load(config.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise PoseFileError(config, f"unreadable DeepLabCut config: {err}") from None
+    if not isinstance(settings, dict):
+        raise PoseFileError(config, "not a DeepLabCut config: expected a YAML mapping")
     pairs = settings.get("skeleton") or []
+    if not all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in pairs):
+        raise PoseFileError(config, "skeleton: expected a list of [bodypart, bodypart] pairs")
     unknown = sorted({name for pair in pairs for name in pair if name not in bodyparts})
     if unknown:
         raise PoseFileError(
@@ -198,8 +218,9 @@ def write_dlc(poses: Poses, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":
             frame.to_csv(tmp)
-        else:
-            frame.to_hdf(tmp, key="df_with_missing", format="table", mode="w")
+        else:  # labelled data has a (folder, video, image) row index: only "fixed" stores it
+            layout = "fixed" if isinstance(frame.index, pd.MultiIndex) else "table"
+            frame.to_hdf(tmp, key="df_with_missing", format=layout, mode="w")
     return path
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "is_sleap_analysis_file",
     "read_sleap",
     "read_sleap_analysis",
+    "write_sleap_analysis",
 ]
 
 
@@ -133,3 +134,38 @@ def read_sleap_analysis(path: str | Path) -> Poses:
         source_format="sleap_analysis",
         video=_existing_video(video_path, path),
     )
+
+
+def write_sleap_analysis(poses: Poses, path: str | Path) -> Path:
+    """Write 2D ``poses`` as a SLEAP analysis HDF5 (the layout ``sleap-convert`` writes).
+
+    Datasets ``tracks (tracks, 2, nodes, frames)``, ``point_scores``, ``track_occupancy``,
+    ``node_names``, ``track_names``, ``edge_inds``, ``edge_names``, ``video_path``. The write is
+    atomic; returns the path written.
+    """
+    import h5py
+
+    from napari_liftpose.io.atomic import atomic_path
+
+    path = Path(path)
+    if poses.n_space != 2:
+        raise PoseFileError(path, "SLEAP analysis files hold 2D poses; these poses are 3D")
+    finite = poses.finite_mask()
+    names = [n.encode() for n in poses.keypoints]
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("tracks", data=poses.coords.transpose(1, 3, 2, 0), compression="gzip")
+        f.create_dataset(
+            "point_scores", data=poses.confidence.transpose(1, 2, 0), compression="gzip"
+        )
+        f.create_dataset("track_occupancy", data=finite.any(axis=2).astype(np.uint8))
+        f.create_dataset("node_names", data=np.array(names, dtype="S"))
+        f.create_dataset(
+            "track_names", data=np.array([n.encode() for n in poses.individuals], dtype="S")
+        )
+        f.create_dataset("edge_inds", data=poses.edges.astype(np.int32))
+        f.create_dataset(
+            "edge_names",
+            data=np.array([[names[a], names[b]] for a, b in poses.edges], dtype="S").reshape(-1, 2),
+        )
+        f.create_dataset("video_path", data=poses.video or "")
+    return path

@@ -38,7 +38,8 @@ def write_sleap(poses: Poses, path: str | Path) -> Path:
     else:
         labels = _new_labels(poses)
     with atomic_path(path) as tmp:
-        sio.save_slp(labels, str(tmp), verbose=False)
+        # keep frames embedded in a .pkg.slp embedded (not a link to a video that may be gone)
+        sio.save_slp(labels, str(tmp), verbose=False, restore_original_videos=False)
     return path
 
 
@@ -48,7 +49,8 @@ def _apply_edits(poses: Poses, source: Path):
 
     from napari_liftpose.io.sleap import read_sleap
 
-    labels = sio.load_slp(str(source), open_videos=False)
+    # videos open: frames embedded in a .pkg.slp are only carried over when they can be read
+    labels = sio.load_slp(str(source), open_videos=True)
     original = read_sleap(source, video=poses.metadata.get("video_index", 0))
     if original.coords.shape != poses.coords.shape or original.keypoints != poses.keypoints:
         raise PoseFileError(

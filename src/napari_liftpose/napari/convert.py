@@ -27,6 +27,7 @@ __all__ = [
     "point_colors",
     "POSES_KEY",
     "napari_order",
+    "category_codes",
 ]
 
 #: Key of the :class:`Poses` in a layer's metadata.
@@ -74,11 +75,25 @@ def points_layer_data(poses: Poses) -> tuple[np.ndarray, pd.DataFrame]:
     return data, features
 
 
+def category_codes(features: pd.DataFrame, column: str, names) -> np.ndarray:
+    """Integer index of each row's ``column`` value in ``names`` (-1 where it is not one of them).
+
+    napari may turn a categorical feature column into plain strings (adding a point after a
+    selection does), so the codes come from the names, not from the column's own categories.
+    """
+    values = features[column]
+    if isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == list(names):
+        return values.cat.codes.to_numpy()
+    return pd.Categorical(values.astype(str), categories=list(names)).codes
+
+
 def point_colors(poses: Poses, features: pd.DataFrame) -> np.ndarray:
     """RGBA per point: by keypoint for one individual, by individual when there are several."""
     if poses.n_individuals > 1:
-        return palette(poses.n_individuals)[features["individual"].cat.codes.to_numpy()]
-    return palette(poses.n_keypoints)[features["keypoint"].cat.codes.to_numpy()]
+        return palette(poses.n_individuals)[
+            category_codes(features, "individual", poses.individuals)
+        ]
+    return palette(poses.n_keypoints)[category_codes(features, "keypoint", poses.keypoints)]
 
 
 def bones_layer_data(poses: Poses) -> tuple[np.ndarray, np.ndarray]:

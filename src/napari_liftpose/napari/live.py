@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_liftpose.napari.convert import POSES_KEY, napari_order
+from napari_liftpose.napari.convert import POSES_KEY, category_codes, napari_order
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiveRelift"]
@@ -53,6 +53,7 @@ class LiveRelift:
         self.points2d = points2d
         self.points3d = points3d
         template: Poses = points2d.metadata[POSES_KEY]
+        self.template = template
         matched = lifter.match(template)
         self.tracks = matched.coords.copy()  # (F, I, K_model, 2): the 2D the model sees
         self.confidence = matched.confidence.copy()
@@ -106,10 +107,11 @@ class LiveRelift:
         """The 2D pose of ``frame`` as the layer shows it, in the model's keypoint order."""
         pose = np.full(self.tracks.shape[1:], np.nan)
         rows = self._index2d.rows(frame)
-        features = self.points2d.features
-        ind = features["individual"].cat.codes.to_numpy()[rows]
-        kp = self._model_index[features["keypoint"].cat.codes.to_numpy()[rows]]
-        keep = kp >= 0
+        features = self.points2d.features.iloc[rows]
+        ind = category_codes(features, "individual", self.template.individuals)
+        kp = category_codes(features, "keypoint", self.template.keypoints)
+        kp = np.where(kp >= 0, self._model_index[kp], -1)
+        keep = (kp >= 0) & (ind >= 0)
         pose[ind[keep], kp[keep]] = napari_order(self.points2d.data[rows[keep], 1:])
         return pose
 
@@ -145,10 +147,10 @@ class LiveRelift:
         finite = np.isfinite(pose).all(-1)
         if len(rows) != finite.sum():
             return None
-        features = self.points3d.features
-        ind = features["individual"].cat.codes.to_numpy()[rows]
-        kp = features["keypoint"].cat.codes.to_numpy()[rows]
-        if not finite[ind, kp].all():
+        features = self.points3d.features.iloc[rows]
+        ind = category_codes(features, "individual", self.poses3d.individuals)
+        kp = category_codes(features, "keypoint", self.poses3d.keypoints)
+        if (ind < 0).any() or (kp < 0).any() or not finite[ind, kp].all():
             return None
         self.points3d.data[rows, 1:] = napari_order(pose[ind, kp])
         return rows
@@ -161,3 +163,7 @@ class LiveRelift:
         self.points3d.features = features
         self.points3d.face_color = point_colors(self.poses3d, features)
         self._index3d.rebuild(data)
+        # the data event above came before the new features: announce the finished change
+        self.points3d.events.data(
+            value=data, action="changed", data_indices=(), vertex_indices=((),)
+        )

@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from napari_liftpose.napari.convert import POSES_KEY, palette
+from napari_liftpose.napari.convert import POSES_KEY, category_codes, palette
 from napari_liftpose.poses import Poses
 
 __all__ = ["SkeletonFollower", "frame_bones", "follow_skeletons"]
@@ -99,13 +99,12 @@ class SkeletonFollower:
         frame = self.current_frame()
         lo, hi = np.searchsorted(self._sorted_frames, [frame, frame + 1])
         rows = self._order[lo:hi]
-        features = self.points.features
+        features = self.points.features.iloc[rows]
+        individual = category_codes(features, "individual", self.poses.individuals)
+        keypoint = category_codes(features, "keypoint", self.poses.keypoints)
+        known = (individual >= 0) & (keypoint >= 0)
         vectors, individual = frame_bones(
-            self.points.data[rows],
-            features["individual"].cat.codes.to_numpy()[rows],
-            features["keypoint"].cat.codes.to_numpy()[rows],
-            self.poses,
-            frame,
+            self.points.data[rows[known]], individual[known], keypoint[known], self.poses, frame
         )
         colors = (
             self._colors[individual]

@@ -35,6 +35,8 @@ class PoseView3D:
         )
         _give_room(viewer.window._qt_window, self.dock)
         follow_skeletons(self.model)
+        self._syncing = False
+        self.dock.destroyed.connect(self._dock_gone)
         viewer.dims.events.current_step.connect(self._main_moved)
         self.model.dims.events.current_step.connect(self._view_moved)
         self._closer = _CloseWith(self)
@@ -47,13 +49,28 @@ class PoseView3D:
 
     def _main_moved(self, event=None) -> None:
         main = self.main
-        if main is not None:
+        if main is None or self._syncing:
+            return
+        self._syncing = True  # the 3D view may clamp the step (fewer frames): do not echo it back
+        try:
             self._set_time(self.model, main.dims.current_step[0])
+        finally:
+            self._syncing = False
 
     def _view_moved(self, event=None) -> None:
         main = self.main
-        if main is not None:
+        if main is None or self._syncing:
+            return
+        self._syncing = True
+        try:
             self._set_time(main, self.model.dims.current_step[0])
+        finally:
+            self._syncing = False
+
+    @property
+    def is_open(self) -> bool:
+        """False once the 3D dock was closed (by its close button or with the main window)."""
+        return self.qt_viewer is not None and self.qt_viewer.parent() is not None
 
     @staticmethod
     def _set_time(viewer, frame: int) -> None:
@@ -73,16 +90,23 @@ class PoseView3D:
             self._main_moved()
         return layer
 
+    def _dock_gone(self, *args) -> None:
+        if self.qt_viewer is not None:
+            self.close()
+
     def close(self) -> None:
         """Disconnect from the main viewer, close the 3D canvas and forget this view."""
         main = self.main
         if main is not None:
             main.dims.events.current_step.disconnect(self._main_moved)
-            _VIEWS.pop(id(main), None)
+            if _VIEWS.get(id(main)) is self:
+                _VIEWS.pop(id(main))
+            if self._closer is not None and hasattr(main.window, "_qt_window"):
+                main.window._qt_window.removeEventFilter(self._closer)
+        self.model.dims.events.current_step.disconnect(self._view_moved)
         if self.qt_viewer is not None:
-            self.qt_viewer.close()
-            self.qt_viewer = None
-            self.dock = None
+            qt_viewer, self.qt_viewer, self.dock = self.qt_viewer, None, None
+            qt_viewer.close()
 
 
 def _give_room(window, dock) -> None:
@@ -99,7 +123,7 @@ def _give_room(window, dock) -> None:
     if others:
         window.splitDockWidget(others[0], dock, Qt.Orientation.Horizontal)
     docks = [*others[:1], dock]
-    widths = [int(window.width() * f) for f in (0.22, 0.38)][-len(docks) :]
+    widths = [int(window.width() * f) for f in (0.2, 0.32)][-len(docks) :]
 
     def resize() -> None:
         window.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
@@ -134,7 +158,10 @@ def _CloseWith(view: PoseView3D):  # noqa: N802 (a class made on first use: Qt i
 def get_view3d(viewer) -> PoseView3D:
     """The 3D view docked in ``viewer``, created on first use."""
     view = _VIEWS.get(id(viewer))
-    if view is None or view.main is not viewer:
+    if view is not None and (view.main is not viewer or not view.is_open):
+        view.close()
+        view = None
+    if view is None:
         view = PoseView3D(viewer)
         _VIEWS[id(viewer)] = view
         weakref.finalize(viewer, _VIEWS.pop, id(viewer), None)
