@@ -295,3 +295,32 @@ def test_closing_the_3d_dock_then_lifting_again_opens_a_new_one(lifted, qtbot):
     new_view = get_view3d(viewer)
     assert new_view is not view and new_view.is_open
     assert f"{points2d.name} 3D" in new_view.model.layers
+
+
+def test_3d_and_bones_follow_while_a_point_is_being_dragged(lifted):
+    """napari blocks data events during a drag: the plugin follows mouse moves instead."""
+    from types import SimpleNamespace
+
+    viewer, widget, view, points2d, points3d = lifted
+    frame = 60
+    viewer.dims.set_current_step(0, frame)
+    row = int(np.nonzero(points2d.data[:, 0] == frame)[0][7])
+    before = points3d.data.copy()
+    event = SimpleNamespace(type="mouse_press")
+    followers = [cb(points2d, event) for cb in points2d.mouse_drag_callbacks]
+    for follower in followers:
+        next(follower)  # press
+    points2d.selected_data = {row}
+    start = points2d.data[row].copy()
+    points2d._set_drag_start({row}, start)
+    event.type = "mouse_move"
+    with points2d.events.data.blocker():  # what napari's select mode does on a move
+        points2d._move({row}, start + [0, 20, 25])
+    for follower in followers:
+        next(follower)  # the move reaches the plugin's drag callbacks
+    changed = (points3d.data != before).any(axis=1)
+    assert changed.any() and (points3d.data[changed, 0] == frame).all()
+    bones = viewer.layers[f"{points2d.name} bones"]
+    moved = points2d.data[row, 1:]
+    ends = np.concatenate([bones.data[:, 0, 1:], bones.data[:, 0, 1:] + bones.data[:, 1, 1:]])
+    assert np.min(np.linalg.norm(ends - moved, axis=1)) < 1e-4

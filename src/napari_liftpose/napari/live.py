@@ -67,16 +67,30 @@ class LiveRelift:
         self._index3d = FrameIndex(points3d.data)
         self.half = lifter.receptive_field // 2
         points2d.events.data.connect(self._on_2d_data)
+        points2d.mouse_drag_callbacks.append(self._on_drag)
 
     def disconnect(self) -> None:
         """Stop following the 2D layer."""
         self.points2d.events.data.disconnect(self._on_2d_data)
+        if self._on_drag in self.points2d.mouse_drag_callbacks:
+            self.points2d.mouse_drag_callbacks.remove(self._on_drag)
+
+    def _on_drag(self, layer, event):
+        """While points are dragged napari emits no data event: re-lift at every mouse move."""
+        yield
+        while event.type == "mouse_move":
+            self._relift_frames(self._changed_frames(layer.data, list(layer.selected_data)))
+            yield
 
     # -- events --------------------------------------------------------------------------
     def _on_2d_data(self, event) -> None:
         if "changing" in str(getattr(event, "action", "")):
             return  # napari announces a change before making it
-        frames = self._changed_frames(self.points2d.data, getattr(event, "data_indices", None))
+        self._relift_frames(
+            self._changed_frames(self.points2d.data, getattr(event, "data_indices", None))
+        )
+
+    def _relift_frames(self, frames: np.ndarray) -> None:
         for frame in frames[(frames >= 0) & (frames < len(self.tracks))]:
             self.relift(int(frame))
 

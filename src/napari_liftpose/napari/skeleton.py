@@ -68,7 +68,15 @@ class SkeletonFollower:
         self._index_rows()
         viewer.dims.events.current_step.connect(self.update)
         points.events.data.connect(self._on_data)
+        points.mouse_drag_callbacks.append(self._on_drag)
         self.update()
+
+    def _on_drag(self, layer, event):
+        """While points are dragged napari emits no data event: follow every mouse move."""
+        yield
+        while event.type == "mouse_move":
+            self.update()
+            yield
 
     def _index_rows(self) -> None:
         frames = np.rint(self.points.data[:, 0]).astype(np.int64)
@@ -121,6 +129,8 @@ class SkeletonFollower:
         if viewer is not None:
             viewer.dims.events.current_step.disconnect(self.update)
         self.points.events.data.disconnect(self._on_data)
+        if self._on_drag in self.points.mouse_drag_callbacks:
+            self.points.mouse_drag_callbacks.remove(self._on_drag)
 
 
 def _bones_layer_for(viewer, points):
