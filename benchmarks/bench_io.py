@@ -18,7 +18,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from napari_liftpose import Poses
 from napari_liftpose.io import read_poses
+from napari_liftpose.napari.convert import napari_order
 from napari_liftpose.napari.layers import pose_layer_tuples
 from napari_liftpose.napari.skeleton import follow_skeletons
 
@@ -86,13 +88,31 @@ def open_into_layers(viewer, path: Path) -> dict:
     }
 
 
+def all_bones(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors data for every bone of every frame (the alternative the plugin does not use): ``(n_bones, 2, 1 + space)`` and the individual of each bone.
+
+    Each vector starts at the first keypoint of an edge (``t`` included) and its projection
+    reaches the second (``t`` component 0). Bones with a missing end are left out.
+    """
+    n_dims = 1 + poses.n_space
+    if len(poses.edges) == 0:
+        return np.zeros((0, 2, n_dims)), np.zeros(0, dtype=int)
+    start = poses.coords[:, :, poses.edges[:, 0]]  # (F, I, E, space)
+    end = poses.coords[:, :, poses.edges[:, 1]]
+    valid = np.isfinite(start).all(-1) & np.isfinite(end).all(-1)
+    t, i, e = np.nonzero(valid)
+    vectors = np.zeros((t.size, 2, n_dims))
+    vectors[:, 0, 0] = t
+    vectors[:, 0, 1:] = napari_order(start[t, i, e])
+    vectors[:, 1, 1:] = napari_order(end[t, i, e]) - vectors[:, 0, 1:]
+    return vectors, i
+
+
 def skeleton_layers(viewer, path: Path, frames: int) -> None:
     """Shapes lines vs a Vectors layer for the same bones (first ``frames`` frames)."""
-    from napari_liftpose.napari.convert import bones_layer_data
-
     poses = read_poses(path)
     poses = poses.copy(coords=poses.coords[:frames], confidence=poses.confidence[:frames])
-    vectors, _ = bones_layer_data(poses)
+    vectors, _ = all_bones(poses)
     lines = np.stack([vectors[:, 0], vectors[:, 0] + vectors[:, 1]], axis=1)
     print(
         f"\nskeleton as ONE layer of all bones (not what the plugin does), {frames} frames ({len(vectors)} bones):"

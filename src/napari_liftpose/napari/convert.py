@@ -6,8 +6,8 @@ Layer conventions (see docs/formats.md):
 - Features ``individual``, ``keypoint`` (categorical), ``confidence`` and ``edited``.
 - NaN points are not layer rows; the full :class:`Poses` travels in ``metadata["poses"]`` so that
   writing the layer back restores them exactly.
-- Skeleton: a Vectors layer, one vector per bone per frame and individual, position at the first
-  keypoint and projection to the second (measured against Shapes: docs/benchmarks.md).
+- Skeleton: a Vectors layer holding the current frame's bones (``napari/skeleton.py``; a layer of
+  every bone of every frame was measured against it: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from napari_liftpose.poses import Poses
 __all__ = [
     "palette",
     "points_layer_data",
-    "bones_layer_data",
     "poses_from_points",
     "point_colors",
     "POSES_KEY",
@@ -94,26 +93,6 @@ def point_colors(poses: Poses, features: pd.DataFrame) -> np.ndarray:
             category_codes(features, "individual", poses.individuals)
         ]
     return palette(poses.n_keypoints)[category_codes(features, "keypoint", poses.keypoints)]
-
-
-def bones_layer_data(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors data for the skeleton: ``(n_bones, 2, 1 + space)`` and the individual of each bone.
-
-    Each vector starts at the first keypoint of an edge (``t`` included) and its projection
-    reaches the second (``t`` component 0). Bones with a missing end are left out.
-    """
-    n_dims = 1 + poses.n_space
-    if len(poses.edges) == 0:
-        return np.zeros((0, 2, n_dims)), np.zeros(0, dtype=int)
-    start = poses.coords[:, :, poses.edges[:, 0]]  # (F, I, E, space)
-    end = poses.coords[:, :, poses.edges[:, 1]]
-    valid = np.isfinite(start).all(-1) & np.isfinite(end).all(-1)
-    t, i, e = np.nonzero(valid)
-    vectors = np.zeros((t.size, 2, n_dims))
-    vectors[:, 0, 0] = t
-    vectors[:, 0, 1:] = napari_order(start[t, i, e])
-    vectors[:, 1, 1:] = napari_order(end[t, i, e]) - vectors[:, 0, 1:]
-    return vectors, i
 
 
 def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses) -> Poses:
