@@ -27,6 +27,7 @@ __all__ = [
     "POSES_KEY",
     "napari_order",
     "category_codes",
+    "FrameIndex",
 ]
 
 #: Key of the :class:`Poses` in a layer's metadata.
@@ -120,3 +121,26 @@ def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses)
         edited[t, ind, kp] = features["edited"].to_numpy(bool)[known]
     metadata = dict(template.metadata, edited=edited)
     return template.copy(coords=coords, metadata=metadata)
+
+
+class FrameIndex:
+    """Rows of a Points layer per frame (rows sorted by time; rebuilt when rows come or go)."""
+
+    def __init__(self, data: np.ndarray):
+        self.rebuild(data)
+
+    def rebuild(self, data: np.ndarray) -> None:
+        """Index ``data``'s rows by their (rounded) time column."""
+        frames = np.rint(data[:, 0]).astype(np.int64)
+        self.order = (
+            np.arange(len(frames))
+            if np.all(frames[1:] >= frames[:-1])
+            else np.argsort(frames, kind="stable")
+        )
+        self.sorted_frames = frames[self.order]
+        self.n_rows = len(frames)
+
+    def rows(self, frame: int) -> np.ndarray:
+        """Row indices of ``frame``."""
+        lo, hi = np.searchsorted(self.sorted_frames, [frame, frame + 1])
+        return self.order[lo:hi]

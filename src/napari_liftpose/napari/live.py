@@ -8,33 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_liftpose.napari.convert import POSES_KEY, category_codes, napari_order
+from napari_liftpose.napari.convert import POSES_KEY, FrameIndex, category_codes, napari_order
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiveRelift"]
-
-
-class FrameIndex:
-    """Rows of a Points layer per frame (rows sorted by time; rebuilt when rows come or go)."""
-
-    def __init__(self, data: np.ndarray):
-        self.rebuild(data)
-
-    def rebuild(self, data: np.ndarray) -> None:
-        """Index ``data``'s rows by their (rounded) time column."""
-        frames = np.rint(data[:, 0]).astype(np.int64)
-        self.order = (
-            np.arange(len(frames))
-            if np.all(frames[1:] >= frames[:-1])
-            else np.argsort(frames, kind="stable")
-        )
-        self.sorted_frames = frames[self.order]
-        self.n_rows = len(frames)
-
-    def rows(self, frame: int) -> np.ndarray:
-        """Row indices of ``frame``."""
-        lo, hi = np.searchsorted(self.sorted_frames, [frame, frame + 1])
-        return self.order[lo:hi]
 
 
 class LiveRelift:

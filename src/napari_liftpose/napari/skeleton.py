@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from napari_liftpose.napari.convert import POSES_KEY, category_codes, palette
+from napari_liftpose.napari.convert import POSES_KEY, FrameIndex, category_codes, palette
 from napari_liftpose.poses import Poses
 
 __all__ = ["SkeletonFollower", "frame_bones", "follow_skeletons"]
@@ -65,7 +65,7 @@ class SkeletonFollower:
         self.bones = bones
         self.poses: Poses = points.metadata[POSES_KEY]
         self._colors = palette(max(1, self.poses.n_individuals))
-        self._index_rows()
+        self._index = FrameIndex(points.data)
         viewer.dims.events.current_step.connect(self.update)
         points.events.data.connect(self._on_data)
         points.mouse_drag_callbacks.append(self._on_drag)
@@ -78,19 +78,10 @@ class SkeletonFollower:
             self.update()
             yield
 
-    def _index_rows(self) -> None:
-        frames = np.rint(self.points.data[:, 0]).astype(np.int64)
-        if np.all(frames[1:] >= frames[:-1]):  # as the reader makes them: no sort needed
-            self._order = np.arange(len(frames))
-        else:
-            self._order = np.argsort(frames, kind="stable")
-        self._sorted_frames = frames[self._order]
-        self._n_rows = len(frames)
-
     def _on_data(self, event=None) -> None:
         action = str(getattr(event, "action", ""))
-        if len(self.points.data) != self._n_rows or "added" in action or "removed" in action:
-            self._index_rows()
+        if len(self.points.data) != self._index.n_rows or "added" in action or "removed" in action:
+            self._index.rebuild(self.points.data)
         self.update()
 
     def current_frame(self) -> int:
@@ -105,8 +96,7 @@ class SkeletonFollower:
             self.disconnect()
             return
         frame = self.current_frame()
-        lo, hi = np.searchsorted(self._sorted_frames, [frame, frame + 1])
-        rows = self._order[lo:hi]
+        rows = self._index.rows(frame)
         features = self.points.features.iloc[rows]
         individual = category_codes(features, "individual", self.poses.individuals)
         keypoint = category_codes(features, "keypoint", self.poses.keypoints)
