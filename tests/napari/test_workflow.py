@@ -24,6 +24,27 @@ def _drag(layer, row: int, delta) -> None:
     layer._drag_start = None
 
 
+def _coords3d(points3d) -> np.ndarray:
+    """All frames of a 3D view layer (it shows one frame; ``metadata["poses"]`` holds them all)."""
+    return points3d.metadata["poses"].coords
+
+
+def _changed_frames(before: np.ndarray, after: np.ndarray) -> list[int]:
+    differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
+    return list(np.nonzero(differs.any(axis=(1, 2, 3)))[0])
+
+
+def _shown_3d(points3d) -> tuple[np.ndarray, list[str]]:
+    """The 3D rows on screen, ``(t, z, y, x)``, and their keypoint names."""
+    shown = points3d.shown
+    return points3d.data[shown], list(points3d.features["keypoint"][shown].astype(str))
+
+
+def _colors_by_keypoint(layer) -> dict[str, tuple]:
+    names = layer.features["keypoint"].astype(str)
+    return dict(zip(names, map(tuple, layer.face_color), strict=True))
+
+
 def _colored_pixels(image: np.ndarray) -> int:
     rgb = image[..., :3].astype(int)
     return int(((rgb.max(-1) - rgb.min(-1)) > 80).sum())
@@ -100,7 +121,10 @@ def test_lifting_adds_a_3d_dock_whose_points_are_drawn(lifted, qtbot):
         layer.data.shape[1] == 3 for layer in viewer.layers if layer._type_string == "points"
     )
     assert view.model.dims.ndisplay == 3
-    np.testing.assert_array_equal(points3d.face_color, points2d.face_color)  # colored alike
+    # colored alike: each keypoint has the same color in both views
+    colors2d = _colors_by_keypoint(points2d)
+    colors3d = _colors_by_keypoint(points3d)
+    assert colors3d == {name: colors2d[name] for name in colors3d}
     qtbot.wait(200)
     drawn = view.qt_viewer.screenshot(flash=False)
     points3d.visible = False
@@ -122,27 +146,24 @@ def test_time_sliders_follow_each_other(lifted):
 def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtbot):
     viewer, widget, view, points2d, points3d = lifted
     frame = 40
-    before = points3d.data.copy()
+    before = _coords3d(points3d).copy()
     rows = np.nonzero(points2d.data[:, 0] == frame)[0]
     claw = rows[list(points2d.features["keypoint"][rows]).index("LF_Claw")]
     viewer.dims.set_current_step(0, frame)
     # what a drag does: napari moves the selected point and emits a data event
     _drag(points2d, claw, [0, 30, 40])
-    changed = (points3d.data != before).any(axis=1)
-    assert changed.any()
-    assert (points3d.data[changed, 0] == frame).all()
+    assert _changed_frames(before, _coords3d(points3d)) == [frame]
     # the frame shows what the model makes of the edited 2D pose
     edited_2d = layer_poses(points2d).select_keypoints(widget.lifter.keypoints).coords[frame]
     expected = widget.lifter.lift_frame(edited_2d)[0]  # (keypoints, 3): x, y, z
-    rows3d = np.nonzero(points3d.data[:, 0] == frame)[0]
-    names = list(points3d.features["keypoint"][rows3d].astype(str))
+    shown, names = _shown_3d(points3d)
+    assert (shown[:, 0] == frame).all() and len(names) == len(widget.lifter.keypoints)
     order = [widget.lifter.keypoints.index(n) for n in names]
-    np.testing.assert_allclose(points3d.data[rows3d][:, [3, 2, 1]], expected[order], atol=1e-4)
+    np.testing.assert_allclose(shown[:, [3, 2, 1]], expected[order], atol=1e-4)
     # and the 3D bones follow the re-lifted points
     bones = view.model.layers[f"{points2d.name} 3D bones"]
     tips = bones.data[:, 0, 1:] + bones.data[:, 1, 1:]
-    shown = points3d.data[rows3d][:, 1:]
-    assert np.min(np.linalg.norm(tips[:, None] - shown[None], axis=-1), axis=1).max() < 1e-4
+    assert np.min(np.linalg.norm(tips[:, None] - shown[None, :, 1:], axis=-1), axis=1).max() < 1e-4
     assert bool(points2d.features["edited"][claw])
     assert points2d.features["edited"].sum() == 1
     # the lifted Poses (exported) follow too
@@ -151,13 +172,12 @@ def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtb
 
 def test_replacing_layer_data_relifts_the_changed_frame(lifted):
     viewer, widget, view, points2d, points3d = lifted
-    before = points3d.data.copy()
+    before = _coords3d(points3d).copy()
     data = points2d.data.copy()
     row = np.nonzero(data[:, 0] == 5)[0][0]
     data[row, 1:] += [15, -15]
     points2d.data = data
-    changed = (points3d.data != before).any(axis=1)
-    assert changed.any() and (points3d.data[changed, 0] == 5).all()
+    assert _changed_frames(before, _coords3d(points3d)) == [5]
 
 
 def test_save_after_edit_keeps_the_original(opened, qtbot):
@@ -227,10 +247,10 @@ def test_export_3d_writes_what_the_view_shows(lifted, tmp_path):
     path = widget.export_3d(tmp_path / "walk3d.npz")
     exported = read_poses(path)
     assert exported.coords.shape == widget.lifted.coords.shape
-    frame = points3d.data[:, 0] == 12
-    np.testing.assert_allclose(
-        np.sort(points3d.data[frame, 3]), np.sort(exported.coords[12, 0, :, 0])
-    )
+    viewer.dims.set_current_step(0, 12)
+    shown, names = _shown_3d(points3d)
+    order = [exported.keypoints.index(n) for n in names]
+    np.testing.assert_allclose(shown[:, [3, 2, 1]], exported.coords[12, 0, order])
 
 
 def test_model_with_other_keypoints_names_what_differs(opened, data_dir, demo, notifications):
@@ -255,9 +275,9 @@ def test_sample_data_opens_video_tracks_and_bones(make_napari_viewer):
 
 def test_data_event_without_indices_marks_nothing_when_nothing_moved(lifted):
     viewer, widget, view, points2d, points3d = lifted
-    before = points3d.data.copy()
+    before = _coords3d(points3d).copy()
     points2d.events.data(Event("data"))
-    np.testing.assert_array_equal(points3d.data, before)
+    np.testing.assert_array_equal(_coords3d(points3d), before)
 
 
 def test_lift_button_lifts_in_the_background(opened, demo, qtbot):
@@ -305,7 +325,8 @@ def test_3d_and_bones_follow_while_a_point_is_being_dragged(lifted):
     frame = 60
     viewer.dims.set_current_step(0, frame)
     row = int(np.nonzero(points2d.data[:, 0] == frame)[0][7])
-    before = points3d.data.copy()
+    before = _coords3d(points3d).copy()
+    shown_before = points3d.data.copy()
     event = SimpleNamespace(type="mouse_press")
     followers = [cb(points2d, event) for cb in points2d.mouse_drag_callbacks]
     for follower in followers:
@@ -318,8 +339,8 @@ def test_3d_and_bones_follow_while_a_point_is_being_dragged(lifted):
         points2d._move({row}, start + [0, 20, 25])
     for follower in followers:
         next(follower)  # the move reaches the plugin's drag callbacks
-    changed = (points3d.data != before).any(axis=1)
-    assert changed.any() and (points3d.data[changed, 0] == frame).all()
+    assert _changed_frames(before, _coords3d(points3d)) == [frame]
+    assert (points3d.data != shown_before).any()  # the frame on screen was redrawn
     bones = viewer.layers[f"{points2d.name} bones"]
     moved = points2d.data[row, 1:]
     ends = np.concatenate([bones.data[:, 0, 1:], bones.data[:, 0, 1:] + bones.data[:, 1, 1:]])

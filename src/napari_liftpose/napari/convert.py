@@ -23,8 +23,11 @@ __all__ = [
     "palette",
     "points_layer_data",
     "poses_from_points",
+    "layer_poses",
     "point_colors",
     "POSES_KEY",
+    "ONE_FRAME_KEY",
+    "pose_at",
     "napari_order",
     "category_codes",
     "FrameIndex",
@@ -32,6 +35,8 @@ __all__ = [
 
 #: Key of the :class:`Poses` in a layer's metadata.
 POSES_KEY = "poses"
+#: Metadata key set on a layer that shows one frame of its poses at a time (the 3D view's).
+ONE_FRAME_KEY = "liftpose_one_frame"
 
 
 def palette(n: int) -> np.ndarray:
@@ -44,6 +49,13 @@ def palette(n: int) -> np.ndarray:
 def napari_order(coords: np.ndarray) -> np.ndarray:
     """Pose coordinates ``(..., x, y[, z])`` -> napari order ``(..., [z,] y, x)``."""
     return coords[..., ::-1] if coords.shape[-1] == 2 else coords[..., [2, 1, 0]]
+
+
+def pose_at(poses: Poses, frame: int) -> np.ndarray:
+    """Frame ``frame`` of ``poses`` in napari order, ``(I, K, space)``; all NaN outside the poses."""
+    if 0 <= frame < poses.n_frames:
+        return napari_order(poses.coords[frame])
+    return np.full(poses.coords.shape[1:], np.nan)
 
 
 def points_layer_data(poses: Poses) -> tuple[np.ndarray, pd.DataFrame]:
@@ -121,6 +133,18 @@ def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses)
         edited[t, ind, kp] = features["edited"].to_numpy(bool)[known]
     metadata = dict(template.metadata, edited=edited)
     return template.copy(coords=coords, metadata=metadata)
+
+
+def layer_poses(data: np.ndarray, features: pd.DataFrame, metadata: dict) -> Poses:
+    """The poses a pose Points layer holds now, with the user's edits.
+
+    A one-frame layer (the 3D view's, :mod:`.frame_points`) keeps all its frames in
+    ``metadata["poses"]``; any other is rebuilt from its rows with :func:`poses_from_points`.
+    """
+    template = metadata[POSES_KEY]
+    if metadata.get(ONE_FRAME_KEY):
+        return template.copy()
+    return poses_from_points(data, features, template)
 
 
 class FrameIndex:

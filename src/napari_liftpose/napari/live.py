@@ -1,14 +1,21 @@
 """Live re-lifting of the frames whose 2D keypoints were dragged or edited.
 
-For the temporal model every frame whose window holds the edit is lifted again; the 3D layer is
-updated in place, as napari itself does when points are dragged.
+For the temporal model every frame whose window holds the edit is lifted again. The 3D poses
+are updated in ``metadata["poses"]`` of the 3D layer, and the frame on screen is redrawn in place.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from napari_liftpose.napari.convert import POSES_KEY, FrameIndex, category_codes, napari_order
+from napari_liftpose.napari.convert import (
+    ONE_FRAME_KEY,
+    POSES_KEY,
+    FrameIndex,
+    category_codes,
+    napari_order,
+)
+from napari_liftpose.napari.frame_points import show_frame, shown_frame
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiveRelift"]
@@ -26,6 +33,8 @@ class LiveRelift:
     """
 
     def __init__(self, lifter, points2d, points3d):
+        if not points3d.metadata.get(ONE_FRAME_KEY):
+            raise ValueError(f"{points3d.name}: not a 3D view layer made by napari-liftpose")
         self.lifter = lifter
         self.points2d = points2d
         self.points3d = points3d
@@ -41,7 +50,6 @@ class LiveRelift:
         )
         self._index2d = FrameIndex(points2d.data)
         self._last2d = points2d.data.copy()  # to find what changed when napari does not say
-        self._index3d = FrameIndex(points3d.data)
         self.half = lifter.receptive_field // 2
         points2d.events.data.connect(self._on_2d_data)
         points2d.mouse_drag_callbacks.append(self._on_drag)
@@ -117,44 +125,14 @@ class LiveRelift:
         lifted = self.lifter.lift_arrays(self.tracks[lo:hi], self.confidence[lo:hi])
         changed = np.arange(max(0, frame - self.half), min(n_frames, frame + self.half + 1))
         self.poses3d.coords[changed] = lifted[changed - lo]
-        rows = [self._update_3d_rows(int(f)) for f in changed]
-        if any(r is None for r in rows):
-            self._rebuild_3d()
-        else:  # a few points moved: redraw, skip the thumbnail and extent (full-data passes)
-            self.points3d.refresh(thumbnail=False, extent=False)
-            # and say so, as napari does after moving points in place (the bones follow)
+        shown = shown_frame(self.points3d)
+        if changed[0] <= shown <= changed[-1]:
+            show_frame(self.points3d, shown)
+            # and say so, as napari does after moving points in place (the 3D bones follow)
             self.points3d.events.data(
                 value=self.points3d.data,
                 action="changed",
-                data_indices=tuple(int(r) for r in np.concatenate(rows)),
+                data_indices=tuple(range(len(self.points3d.data))),
                 vertex_indices=((),),
             )
         return changed
-
-    def _update_3d_rows(self, frame: int) -> np.ndarray | None:
-        """Write frame ``frame`` into the 3D layer in place; its rows, or None if they would change."""
-        rows = self._index3d.rows(frame)
-        pose = self.poses3d.coords[frame]
-        finite = np.isfinite(pose).all(-1)
-        if len(rows) != finite.sum():
-            return None
-        features = self.points3d.features.iloc[rows]
-        ind = category_codes(features, "individual", self.poses3d.individuals)
-        kp = category_codes(features, "keypoint", self.poses3d.keypoints)
-        if (ind < 0).any() or (kp < 0).any() or not finite[ind, kp].all():
-            return None
-        self.points3d.data[rows, 1:] = napari_order(pose[ind, kp])
-        return rows
-
-    def _rebuild_3d(self) -> None:
-        from napari_liftpose.napari.convert import point_colors, points_layer_data
-
-        data, features = points_layer_data(self.poses3d)
-        self.points3d.data = data
-        self.points3d.features = features
-        self.points3d.face_color = point_colors(self.poses3d, features)
-        self._index3d.rebuild(data)
-        # the data event above came before the new features: announce the finished change
-        self.points3d.events.data(
-            value=data, action="changed", data_indices=(), vertex_indices=((),)
-        )

@@ -4,14 +4,16 @@ A second viewer (``ViewerModel(ndisplay=3)`` + ``QtViewer``) whose time axis fol
 viewer's slider both ways.
 
 The main viewer keeps the video ``(t, y, x[, c])`` and the 2D tracks; 3D poses ``(t, z, y, x)``
-live only here, so the two kinds of axes never mix in one viewer.
+live only here, so the two kinds of axes never mix in one viewer. Each 3D pose layer holds the
+current frame only and is rewritten as the slider moves (see :mod:`.frame_points`).
 """
 
 from __future__ import annotations
 
 import weakref
 
-from napari_liftpose.napari.layers import points_tuple
+from napari_liftpose.napari.convert import ONE_FRAME_KEY
+from napari_liftpose.napari.frame_points import one_frame_points_tuple, show_frame
 from napari_liftpose.napari.skeleton import follow_skeletons
 from napari_liftpose.poses import Poses
 
@@ -39,6 +41,7 @@ class PoseView3D:
         self.dock.destroyed.connect(self._dock_gone)
         viewer.dims.events.current_step.connect(self._main_moved)
         self.model.dims.events.current_step.connect(self._view_moved)
+        self.model.dims.events.current_step.connect(self._show_current_frame)
         self._closer = _CloseWith(self)
         viewer.window._qt_window.installEventFilter(self._closer)
 
@@ -67,6 +70,12 @@ class PoseView3D:
         finally:
             self._syncing = False
 
+    def _show_current_frame(self, event=None) -> None:
+        frame = self.model.dims.current_step[0] if self.model.dims.ndim else 0
+        for layer in self.model.layers:
+            if layer.metadata.get(ONE_FRAME_KEY):
+                show_frame(layer, frame)
+
     @property
     def is_open(self) -> bool:
         """False once the 3D dock was closed (by its close button or with the main window)."""
@@ -77,17 +86,22 @@ class PoseView3D:
         if viewer.dims.ndim and viewer.dims.current_step[0] != frame:
             viewer.dims.set_current_step(0, frame)
 
-    def add_poses(self, poses: Poses, name: str, **kwargs):
-        """Add 3D ``poses`` as a Points layer ``(t, z, y, x)`` (bones follow automatically)."""
+    def add_poses(self, poses: Poses, name: str):
+        """Add 3D ``poses`` as a Points layer ``(t, z, y, x)`` (bones follow automatically).
+
+        The layer shows the current frame (:mod:`.frame_points`); ``metadata["poses"]`` holds all.
+        """
         if poses.n_space != 3:
             raise ValueError(f"{name}: the 3D view shows 3D poses, got 2D")
-        data, layer_kwargs, _ = points_tuple(poses, name=name, **kwargs)
+        main = self.main
+        frame = main.dims.current_step[0] if main is not None and main.dims.ndim else 0
+        data, layer_kwargs, _ = one_frame_points_tuple(poses, name=name, frame=frame)
         if name in self.model.layers:
             self.model.layers.remove(name)
         layer = self.model.add_points(data, **layer_kwargs)
-        main = self.main
         if main is not None:
             self._main_moved()
+        self._show_current_frame()
         return layer
 
     def _dock_gone(self, *args) -> None:
@@ -104,6 +118,7 @@ class PoseView3D:
             if self._closer is not None and hasattr(main.window, "_qt_window"):
                 main.window._qt_window.removeEventFilter(self._closer)
         self.model.dims.events.current_step.disconnect(self._view_moved)
+        self.model.dims.events.current_step.disconnect(self._show_current_frame)
         if self.qt_viewer is not None:
             qt_viewer, self.qt_viewer, self.dock = self.qt_viewer, None, None
             qt_viewer.close()

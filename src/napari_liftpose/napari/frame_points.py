@@ -1,0 +1,97 @@
+"""A Points layer that shows one frame of its poses, rewritten in place as the time slider moves.
+
+The 3D view's pose layers are made this way. napari slices a Points layer, redraws its thumbnail
+and measures its extent over *all* its rows at every time step: ~15 ms per step for a layer of
+100k frames x 2 animals x 20 keypoints, for a view that only ever shows one frame. So the layer
+holds one row per (individual, keypoint), hidden (``shown=False``) where the point is missing, and
+two hidden *anchor* rows at the first and last frame, spanning every frame's extent, so that the
+3D view's time slider covers the whole recording and "reset view" frames all of it.
+
+All frames live in ``metadata["poses"]`` (live re-lifting writes there, then redraws the frame);
+saving or exporting the layer writes those poses, not the rows on screen. The layer has no Qt
+dependency; the 3D view calls :func:`show_frame` when its time slider moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from napari_liftpose.napari.convert import (
+    ONE_FRAME_KEY,
+    POSES_KEY,
+    napari_order,
+    point_colors,
+    pose_at,
+)
+from napari_liftpose.napari.layers import point_size
+from napari_liftpose.poses import Poses
+
+__all__ = ["one_frame_points_tuple", "show_frame", "shown_frame"]
+
+N_ANCHORS = 2
+
+
+def one_frame_points_tuple(poses: Poses, name: str, frame: int = 0) -> tuple:
+    """The Points layer-data tuple of a layer showing ``frame`` of ``poses`` (all frames kept)."""
+    n_space = poses.n_space
+    n_rows = poses.n_individuals * poses.n_keypoints
+    individual, keypoint = np.divmod(np.arange(n_rows), poses.n_keypoints)
+    # anchors: hidden rows at the first and last frame, at the corners of every frame's extent
+    anchor = np.zeros(N_ANCHORS, dtype=np.int64)
+    flat = poses.coords.reshape(-1, n_space)
+    finite = flat[np.isfinite(flat).all(-1)]
+    low = finite.min(0) if len(finite) else np.zeros(n_space)
+    high = finite.max(0) if len(finite) else np.zeros(n_space)
+    data = np.zeros((n_rows + N_ANCHORS, 1 + n_space))
+    data[:n_rows, 1:] = napari_order(low)
+    data[n_rows:, 0] = [0, max(0, poses.n_frames - 1)]
+    data[n_rows:, 1:] = napari_order(np.stack([low, high]))
+    features = pd.DataFrame(
+        {
+            "individual": pd.Categorical.from_codes(
+                np.concatenate([individual, anchor]), categories=poses.individuals
+            ),
+            "keypoint": pd.Categorical.from_codes(
+                np.concatenate([keypoint, anchor]), categories=poses.keypoints
+            ),
+        }
+    )
+    shown = np.zeros(len(data), dtype=bool)
+    _write_frame(data, shown, poses, frame)
+    layer_kwargs = {
+        "name": name,
+        "features": features,
+        "face_color": point_colors(poses, features),
+        "border_width": 0,
+        "size": point_size(poses),
+        "shown": shown,
+        "metadata": {POSES_KEY: poses, ONE_FRAME_KEY: True, "liftpose_role": f"poses{n_space}d"},
+    }
+    return data, layer_kwargs, "points"
+
+
+def _write_frame(data: np.ndarray, shown: np.ndarray, poses: Poses, frame: int) -> None:
+    """Put ``frame`` of ``poses`` into the layer rows ``data`` and their ``shown`` mask, in place."""
+    pose = pose_at(poses, frame).reshape(-1, poses.n_space)
+    finite = np.isfinite(pose).all(-1)
+    n_rows = len(pose)
+    data[:n_rows, 0] = frame
+    rows = np.nonzero(finite)[0]
+    data[rows, 1:] = pose[rows]  # a hidden point keeps its last position (inside the extent)
+    shown[:n_rows] = finite
+    shown[n_rows:] = False
+
+
+def shown_frame(layer) -> int:
+    """The frame a one-frame layer shows now."""
+    return int(round(float(layer.data[0, 0]))) if len(layer.data) else 0
+
+
+def show_frame(layer, frame: int) -> None:
+    """Show ``frame`` of the layer's poses: rows and visibility rewritten in place, then redrawn.
+
+    The extent pass is skipped: every frame lies inside the anchors' extent.
+    """
+    _write_frame(layer.data, layer.shown, layer.metadata[POSES_KEY], int(frame))
+    layer.refresh(extent=False)
