@@ -83,3 +83,14 @@ def test_a_frame_with_no_points_draws_nothing(make_napari_viewer, truth, qtbot):
     dark = view.qt_viewer.screenshot(flash=False)[..., :3].max(-1)
     assert (lit > 100).sum() > 200
     assert (dark > 30).sum() == 0
+
+
+def test_deleting_3d_points_does_not_break_the_next_frame(shown_3d, truth):
+    viewer, view, layer = shown_3d
+    layer.selected_data = {0, 1, 2}
+    layer.remove_selected()
+    view.model.dims.set_current_step(0, 30)
+    rows, names = _on_screen(layer)
+    assert sorted(names) == sorted(truth.keypoints)
+    order = [truth.keypoints.index(n) for n in names]
+    np.testing.assert_allclose(rows[:, [3, 2, 1]], truth.coords[30, 0, order])

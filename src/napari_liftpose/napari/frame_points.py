@@ -91,7 +91,16 @@ def shown_frame(layer) -> int:
 def show_frame(layer, frame: int) -> None:
     """Show ``frame`` of the layer's poses: rows and visibility rewritten in place, then redrawn.
 
-    The extent pass is skipped: every frame lies inside the anchors' extent.
+    The extent pass is skipped: every frame lies inside the anchors' extent. If the user added or
+    deleted rows (the layer is editable like any Points layer), its rows are laid out again.
     """
-    _write_frame(layer.data, layer.shown, layer.metadata[POSES_KEY], int(frame))
+    poses: Poses = layer.metadata[POSES_KEY]
+    if len(layer.data) != poses.n_individuals * poses.n_keypoints + N_ANCHORS:
+        data, kwargs, _ = one_frame_points_tuple(poses, layer.name, int(frame))
+        layer.data = data
+        layer.features = kwargs["features"]
+        layer.face_color = kwargs["face_color"]
+        layer.shown = kwargs["shown"]
+        return
+    _write_frame(layer.data, layer.shown, poses, int(frame))
     layer.refresh(extent=False)
