@@ -179,3 +179,26 @@ def test_adding_a_point_after_a_selection_keeps_bones_working(make_napari_viewer
     points.add([2, 50, 60])  # napari may turn the categorical features into strings here
     viewer.dims.set_current_step(0, 3)
     assert len(bones.data) == 9 and (bones.data[:, 0, 0] == 3).all()
+
+
+def test_bones_keep_their_shader_program_while_the_slider_moves(
+    make_napari_viewer, data_dir, monkeypatch
+):
+    """vispy rebuilds a mesh's shader at every data update (vispy#2568) unless the plugin steps in."""
+    from vispy.visuals.shaders.program import ModularProgram
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open(data_dir / "dlc_reaching_2d/reachingDEMO_2D.h5", plugin="napari-liftpose")
+    points = _points_layer(viewer)
+    points.visible = False  # only the bones are drawn
+    viewer.screenshot(canvas_only=True, flash=False)  # first draw: the one build
+    builds = []
+    build = ModularProgram._build
+    monkeypatch.setattr(ModularProgram, "_build", lambda self: (builds.append(1), build(self))[1])
+    shots = []
+    for frame in (100, 300, 500):
+        viewer.dims.set_current_step(0, frame)
+        shots.append(viewer.screenshot(canvas_only=True, flash=False)[..., :3].max(-1) > 100)
+    assert builds == []
+    assert all(shot.sum() > 50 for shot in shots)  # bones drawn at each frame...
+    assert (shots[0] != shots[2]).sum() > 50  # ...where that frame has them

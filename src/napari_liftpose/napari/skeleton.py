@@ -26,6 +26,7 @@ from napari_liftpose.napari.convert import (
     palette,
     pose_at,
 )
+from napari_liftpose.napari.steady_shaders import keep_shader_program, window_canvas
 from napari_liftpose.poses import Poses
 
 __all__ = ["SkeletonFollower", "frame_bones", "bone_colors", "follow_skeletons"]
@@ -166,9 +167,11 @@ def _bones_layer_for(viewer, points):
     return bones
 
 
-def follow_skeletons(viewer) -> None:
+def follow_skeletons(viewer, canvas=None) -> None:
     """Give every pose Points layer of ``viewer`` a following bones layer, now and when added.
 
+    ``canvas`` is the vispy canvas drawing ``viewer`` (found by itself for a ``napari.Viewer``);
+    the bones' shader program is kept there across updates (:mod:`.steady_shaders`).
     Idempotent: calling it again on the same viewer does nothing more.
     """
     if viewer is None or id(viewer) in _FOLLOWERS:
@@ -190,6 +193,7 @@ def follow_skeletons(viewer) -> None:
             (lambda frame: pose_at(poses, frame)) if points.metadata.get(ONE_FRAME_KEY) else None
         )
         bones = _bones_layer_for(viewer, points)
+        keep_shader_program(canvas or window_canvas(viewer), bones)
         followers.append(SkeletonFollower(viewer, points, bones, pose_of))
 
     def on_inserted(event) -> None:

@@ -36,7 +36,7 @@ class PoseView3D:
             self.qt_viewer, name="3D poses", area=area, tabify=False
         )
         _give_room(viewer.window._qt_window, self.dock)
-        follow_skeletons(self.model)
+        follow_skeletons(self.model, canvas=self.qt_viewer.canvas)
         self._syncing = False
         self.dock.destroyed.connect(self._dock_gone)
         viewer.dims.events.current_step.connect(self._main_moved)
