@@ -317,3 +317,20 @@ def test_console_script_entry_point_exists():
     names = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert names.get("napari-liftpose") == "napari_liftpose.cli:main"
     assert Path(sys.executable).exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(mouse_model, session, capsys):
+    """``napari-liftpose evaluate ... | head -1``: no error message once the pipe is closed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write to the pipe fails with EPIPE
+    stdout = os.fdopen(write_end, "w")
+    two_d = session / "top" / "minimal_top_proofread.analysis.h5"
+    real_stdout = sys.stdout
+    sys.stdout = stdout
+    try:
+        code = main(["evaluate", str(mouse_model), str(two_d), str(session / "points3d.h5")])
+    finally:
+        sys.stdout = real_stdout
+        stdout.close()
+    assert code == 141
+    assert capsys.readouterr().err == ""

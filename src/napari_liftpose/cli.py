@@ -23,6 +23,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 PROG = "napari-liftpose"
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a Unix tool reports when its reader goes away
 OUT_SUFFIXES = (".npz", ".h5", ".csv")
 
 
@@ -573,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0, or 2 on any error)."""
+    """Run the command line; returns the exit code: 0, 2 on any error, 141 if stdout closed."""
     from napari_liftpose.io.errors import PoseFileError
 
     try:
@@ -582,7 +583,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.INFO if args.verbose else logging.WARNING,
             format="%(levelname)s %(name)s: %(message)s",
         )
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return BROKEN_PIPE
     except CliError as err:
         message = str(err)
     except PoseFileError as err:  # includes ModelFileError: "PATH: problem"
