@@ -62,7 +62,7 @@ def main(out: Path) -> None:
     while not shown:
         settle(0.1)
     view = get_view3d(viewer)
-    view.model.camera.angles = (-20, 35, 150)
+    getattr(view.model, "scene", view.model).camera.angles = (-20, 35, 150)  # napari >= 0.9: .scene
     viewer.dims.set_current_step(0, 120)
     save(viewer, out / "3-lift-3d-view.png")
 
