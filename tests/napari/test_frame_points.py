@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_liftpose.io import read_poses
+from napari_liftpose.io import read_poses, write_poses
 from napari_liftpose.napari.view3d import get_view3d
 from napari_liftpose.napari.writer import write_tracks
 
@@ -94,3 +94,22 @@ def test_deleting_3d_points_does_not_break_the_next_frame(shown_3d, truth):
     assert sorted(names) == sorted(truth.keypoints)
     order = [truth.keypoints.index(n) for n in names]
     np.testing.assert_allclose(rows[:, [3, 2, 1]], truth.coords[30, 0, order])
+
+
+def test_frames_stay_frames_when_tracking_starts_late(make_napari_viewer, data_dir, truth, tmp_path):
+    """No data before frame 10: napari's slider steps then start at 10; the views must not shift."""
+    tracks = read_poses(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp")
+    tracks.coords[:10] = np.nan
+    write_poses(tracks, tmp_path / "late.npz")
+    viewer = make_napari_viewer()
+    viewer.open(tmp_path / "late.npz", plugin="napari-liftpose")
+    view = get_view3d(viewer)
+    layer = view.add_poses(truth, name="truth")
+    viewer.dims.set_point(0, 30)
+    rows, _ = _on_screen(layer)
+    assert (rows[:, 0] == 30).all() and len(rows) == truth.n_keypoints
+    bones2d = viewer.layers["late.npz bones"]
+    assert (bones2d.data[:, 0, 0] == 30).all() and len(bones2d._view_data) == len(tracks.edges)
+    view.model.dims.set_point(0, 60)
+    assert viewer.dims.point[0] == 60
+    assert (_on_screen(layer)[0][:, 0] == 60).all()

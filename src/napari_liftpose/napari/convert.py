@@ -28,6 +28,7 @@ __all__ = [
     "POSES_KEY",
     "ONE_FRAME_KEY",
     "pose_at",
+    "time_point",
     "napari_order",
     "category_codes",
     "FrameIndex",
@@ -49,6 +50,15 @@ def palette(n: int) -> np.ndarray:
 def napari_order(coords: np.ndarray) -> np.ndarray:
     """Pose coordinates ``(..., x, y[, z])`` -> napari order ``(..., [z,] y, x)``."""
     return coords[..., ::-1] if coords.shape[-1] == 2 else coords[..., [2, 1, 0]]
+
+
+def time_point(dims) -> int:
+    """The frame a viewer's time slider (axis 0) is on.
+
+    That is the slider's world position: napari counts ``dims.current_step`` from the start of the
+    slider's range, which is not frame 0 when the first frames have no data.
+    """
+    return int(round(float(dims.point[0]))) if dims.ndim else 0
 
 
 def pose_at(poses: Poses, frame: int) -> np.ndarray:

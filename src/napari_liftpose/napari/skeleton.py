@@ -25,6 +25,7 @@ from napari_liftpose.napari.convert import (
     category_codes,
     palette,
     pose_at,
+    time_point,
 )
 from napari_liftpose.napari.steady_shaders import keep_shader_program, window_canvas
 from napari_liftpose.poses import Poses
@@ -122,7 +123,7 @@ class SkeletonFollower:
     def current_frame(self) -> int:
         """The time-slider position of the followed viewer."""
         viewer = self._viewer()
-        return int(viewer.dims.current_step[0]) if viewer is not None else 0
+        return time_point(viewer.dims) if viewer is not None else 0
 
     def update(self, event=None) -> None:
         """Rewrite the bones of the current frame (in place once the layer has its size)."""

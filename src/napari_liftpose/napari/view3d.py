@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import weakref
 
-from napari_liftpose.napari.convert import ONE_FRAME_KEY
+from napari_liftpose.napari.convert import ONE_FRAME_KEY, time_point
 from napari_liftpose.napari.frame_points import one_frame_points_tuple, show_frame
 from napari_liftpose.napari.skeleton import follow_skeletons
 from napari_liftpose.poses import Poses
@@ -56,7 +56,7 @@ class PoseView3D:
             return
         self._syncing = True  # the 3D view may clamp the step (fewer frames): do not echo it back
         try:
-            self._set_time(self.model, main.dims.current_step[0])
+            self._set_time(self.model, time_point(main.dims))
         finally:
             self._syncing = False
 
@@ -66,12 +66,12 @@ class PoseView3D:
             return
         self._syncing = True
         try:
-            self._set_time(main, self.model.dims.current_step[0])
+            self._set_time(main, time_point(self.model.dims))
         finally:
             self._syncing = False
 
     def _show_current_frame(self, event=None) -> None:
-        frame = self.model.dims.current_step[0] if self.model.dims.ndim else 0
+        frame = time_point(self.model.dims)
         for layer in self.model.layers:
             if layer.metadata.get(ONE_FRAME_KEY):
                 show_frame(layer, frame)
@@ -83,8 +83,8 @@ class PoseView3D:
 
     @staticmethod
     def _set_time(viewer, frame: int) -> None:
-        if viewer.dims.ndim and viewer.dims.current_step[0] != frame:
-            viewer.dims.set_current_step(0, frame)
+        if viewer.dims.ndim and time_point(viewer.dims) != frame:
+            viewer.dims.set_point(0, frame)  # clamped to the viewer's range
 
     def add_poses(self, poses: Poses, name: str):
         """Add 3D ``poses`` as a Points layer ``(t, z, y, x)`` (bones follow automatically).
@@ -94,7 +94,7 @@ class PoseView3D:
         if poses.n_space != 3:
             raise ValueError(f"{name}: the 3D view shows 3D poses, got 2D")
         main = self.main
-        frame = main.dims.current_step[0] if main is not None and main.dims.ndim else 0
+        frame = time_point(main.dims) if main is not None else 0
         data, layer_kwargs, _ = one_frame_points_tuple(poses, name=name, frame=frame)
         if name in self.model.layers:
             self.model.layers.remove(name)
