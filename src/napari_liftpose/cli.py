@@ -573,6 +573,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_is_closed() -> bool:
+    """True if standard output's reader is gone; it is then pointed at /dev/null (no error at exit)."""
+    try:
+        sys.stdout.flush()
+        return False
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code: 0, 2 on any error, 141 if stdout closed."""
     from napari_liftpose.io.errors import PoseFileError
@@ -586,9 +598,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
         return code
-    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
-        return BROKEN_PIPE
+    except BrokenPipeError as err:
+        if not _stdout_is_closed():
+            message = f"{PROG}: {err}"  # some other pipe (an output FIFO, say): a real error
+        else:  # the reader went away (`... | head`): stop quietly, as Unix tools do
+            return BROKEN_PIPE
     except CliError as err:
         message = str(err)
     except PoseFileError as err:  # includes ModelFileError: "PATH: problem"

@@ -96,7 +96,9 @@ def test_deleting_3d_points_does_not_break_the_next_frame(shown_3d, truth):
     np.testing.assert_allclose(rows[:, [3, 2, 1]], truth.coords[30, 0, order])
 
 
-def test_frames_stay_frames_when_tracking_starts_late(make_napari_viewer, data_dir, truth, tmp_path):
+def test_frames_stay_frames_when_tracking_starts_late(
+    make_napari_viewer, data_dir, truth, tmp_path
+):
     """No data before frame 10: napari's slider steps then start at 10; the views must not shift."""
     tracks = read_poses(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp")
     tracks.coords[:10] = np.nan
@@ -113,3 +115,83 @@ def test_frames_stay_frames_when_tracking_starts_late(make_napari_viewer, data_d
     view.model.dims.set_point(0, 60)
     assert viewer.dims.point[0] == 60
     assert (_on_screen(layer)[0][:, 0] == 60).all()
+
+
+def _move_point(layer, row: int, delta) -> None:
+    """What napari does when a point is dragged and released (emits the data events)."""
+    start = layer.data[row].copy()
+    layer.selected_data = {row}
+    layer._set_drag_start({row}, start)
+    layer._move({row}, start + np.asarray(delta))
+    layer._drag_start = None
+
+
+def test_points_moved_or_deleted_in_3d_are_kept(shown_3d, truth):
+    viewer, view, layer = shown_3d
+    view.model.dims.set_point(0, 20)
+    names = list(layer.features["keypoint"].astype(str))
+    nose, tail = names.index(truth.keypoints[0]), names.index(truth.keypoints[-1])
+    _move_point(layer, nose, [0, 5.0, -4.0, 3.0])
+    moved = truth.coords[20, 0, 0].copy()
+    np.testing.assert_allclose(moved, layer.data[nose, [3, 2, 1]])
+    bones = view.model.layers["truth bones"]
+    ends = np.concatenate([bones.data[:, 0, 1:], bones.data[:, 0, 1:] + bones.data[:, 1, 1:]])
+    assert np.min(np.linalg.norm(ends - layer.data[nose, 1:], axis=1)) < 1e-9  # bones follow
+    layer.selected_data = {tail}
+    layer.remove_selected()
+    assert np.isnan(truth.coords[20, 0, -1]).all() and np.isfinite(truth.coords[21]).all()
+    view.model.dims.set_point(0, 21)
+    view.model.dims.set_point(0, 20)  # away and back: the edits stay
+    rows, shown_names = _on_screen(layer)
+    assert truth.keypoints[-1] not in shown_names
+    np.testing.assert_allclose(rows[shown_names.index(truth.keypoints[0]), [3, 2, 1]], moved)
+
+
+def test_lifting_while_the_slider_is_past_the_poses(make_napari_viewer, truth):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((truth.n_frames + 80, 8, 8), np.uint8), name="longer video")
+    viewer.dims.set_point(0, truth.n_frames + 50)
+    view = get_view3d(viewer)
+    layer = view.add_poses(truth, name="truth")
+    assert view.model.dims.range[0].stop == truth.n_frames - 1
+    assert layer.extent.data[1, 0] == truth.n_frames - 1
+    bones = view.model.layers["truth bones"]
+    flat = truth.coords.reshape(-1, 3)
+    low, high = np.nanmin(flat, 0)[::-1], np.nanmax(flat, 0)[::-1]
+    starts = bones.data[:, 0, 1:]
+    assert ((starts >= low - 1e-9) & (starts <= high + 1e-9)).all()  # parked inside the data
+
+
+def test_widening_keeps_relifted_poses_inside_the_extent(shown_3d, truth):
+    from napari_liftpose.napari.frame_points import widen_to
+
+    viewer, view, layer = shown_3d
+    far = truth.coords[5].copy() + 1000.0  # (individuals, keypoints, x y z)
+    widen_to(layer, far)
+    assert (layer.extent.data[1, 1:][::-1] >= far.reshape(-1, 3).max(0)).all()
+
+
+def test_two_animals_each_with_their_points_and_bones(make_napari_viewer, truth):
+    from napari_liftpose.napari.skeleton import bone_colors
+
+    coords = np.concatenate([truth.coords, truth.coords + [50.0, 0.0, 0.0]], axis=1)
+    coords[MISSING_FRAME + 1, 1, 2] = np.nan  # one point of the second animal missing
+    pair = truth.copy(
+        coords=coords,
+        confidence=np.concatenate([truth.confidence] * 2, axis=1),
+        individuals=["mouse_a", "mouse_b"],
+    )
+    viewer = make_napari_viewer()
+    view = get_view3d(viewer)
+    layer = view.add_poses(pair, name="pair")
+    bones = view.model.layers["pair bones"]
+    np.testing.assert_allclose(bones.edge_color, bone_colors(pair), atol=1e-6)  # by animal
+    view.model.dims.set_point(0, MISSING_FRAME + 1)
+    shown = layer.shown
+    animals = layer.features["individual"].astype(str)[shown]
+    assert list(animals).count("mouse_a") == truth.n_keypoints
+    assert list(animals).count("mouse_b") == truth.n_keypoints - 1
+    lengths = np.linalg.norm(bones.data[:, 1, 1:], axis=1).reshape(2, -1)
+    touching = (pair.edges == 2).any(axis=1)
+    assert (lengths[1, touching] == 0).all() and (lengths[1, ~touching] > 0).all()
+    assert (lengths[0] > 0).all()

@@ -7,9 +7,11 @@ holds one row per (individual, keypoint), hidden (``shown=False``) where the poi
 two hidden *anchor* rows at the first and last frame, spanning every frame's extent, so that the
 3D view's time slider covers the whole recording and "reset view" frames all of it.
 
-All frames live in ``metadata["poses"]`` (live re-lifting writes there, then redraws the frame);
-saving or exporting the layer writes those poses, not the rows on screen. The layer has no Qt
-dependency; the 3D view calls :func:`show_frame` when its time slider moves.
+All frames live in ``metadata["poses"]`` (live re-lifting writes there, then redraws the frame;
+:func:`keep_edits` writes points the user moves or deletes in the 3D view there too); this
+plugin's writer and *Export 3D* write those poses, not the rows on screen. The layer has no Qt
+dependency; the 3D view calls :func:`show_frame` when its time slider moves. (With napari's
+experimental asynchronous slicing a draw could mix two frames' rows; it is off by default.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from napari_liftpose.napari.convert import (
 from napari_liftpose.napari.layers import point_size
 from napari_liftpose.poses import Poses
 
-__all__ = ["one_frame_points_tuple", "show_frame", "shown_frame"]
+__all__ = [
+    "one_frame_points_tuple",
+    "show_frame",
+    "shown_frame",
+    "widen_to",
+    "keep_edits",
+]
 
 N_ANCHORS = 2
 
@@ -76,7 +84,7 @@ def _write_frame(data: np.ndarray, shown: np.ndarray, poses: Poses, frame: int) 
     pose = pose_at(poses, frame).reshape(-1, poses.n_space)
     finite = np.isfinite(pose).all(-1)
     n_rows = len(pose)
-    data[:n_rows, 0] = frame
+    data[:n_rows, 0] = min(max(frame, 0), max(poses.n_frames - 1, 0))  # inside the anchors
     rows = np.nonzero(finite)[0]
     data[rows, 1:] = pose[rows]  # a hidden point keeps its last position (inside the extent)
     shown[:n_rows] = finite
@@ -104,3 +112,50 @@ def show_frame(layer, frame: int) -> None:
         return
     _write_frame(layer.data, layer.shown, poses, int(frame))
     layer.refresh(extent=False)
+
+
+def widen_to(layer, coords: np.ndarray) -> None:
+    """Grow the anchors so that ``coords`` (pose order ``x, y[, z]``, any leading shape) lie inside.
+
+    Live re-lifting can move a frame beyond the extent the layer was made with; *reset view* and
+    the 3D camera use that extent.
+    """
+    poses: Poses = layer.metadata[POSES_KEY]
+    n_rows = poses.n_individuals * poses.n_keypoints
+    points = napari_order(np.asarray(coords, dtype=float).reshape(-1, poses.n_space))
+    points = points[np.isfinite(points).all(-1)]
+    if len(points) == 0 or len(layer.data) != n_rows + N_ANCHORS:
+        return  # nothing to include, or the rows are laid out again at the next frame anyway
+    low, high = layer.data[n_rows, 1:], layer.data[n_rows + 1, 1:]
+    new_low, new_high = np.minimum(low, points.min(0)), np.maximum(high, points.max(0))
+    if (new_low < low).any() or (new_high > high).any():
+        layer.data[n_rows, 1:], layer.data[n_rows + 1, 1:] = new_low, new_high
+        layer.refresh()  # with the extent this time
+
+
+def keep_edits(layer) -> None:
+    """Write 3D points the user moves or deletes in the view into the layer's poses.
+
+    A moved point takes its new position in that frame, a deleted one becomes missing (NaN).
+    Hidden rows cannot be moved (they are not drawn), so only points present in the poses are
+    written back. Added points have no keypoint of their own and are dropped at the next frame.
+    """
+
+    def on_data(event) -> None:
+        poses: Poses = layer.metadata[POSES_KEY]
+        n_rows = poses.n_individuals * poses.n_keypoints
+        frame = shown_frame(layer)
+        action = str(getattr(event, "action", ""))
+        if not 0 <= frame < poses.n_frames or len(layer.data) < n_rows:
+            return
+        individual, keypoint = np.divmod(np.arange(n_rows), poses.n_keypoints)
+        if action == "removing":
+            rows = np.array([r for r in (event.data_indices or ()) if 0 <= r < n_rows], dtype=int)
+            poses.coords[frame, individual[rows], keypoint[rows]] = np.nan
+        elif action == "changed" and len(layer.data) == n_rows + N_ANCHORS:
+            present = np.isfinite(poses.coords[frame].reshape(n_rows, -1)).all(-1)
+            rows = np.nonzero(present)[0]
+            moved = napari_order(layer.data[rows, 1:])  # the reordering is its own inverse
+            poses.coords[frame, individual[rows], keypoint[rows]] = moved
+
+    layer.events.data.connect(on_data)

@@ -15,7 +15,7 @@ from napari_liftpose.napari.convert import (
     category_codes,
     napari_order,
 )
-from napari_liftpose.napari.frame_points import show_frame, shown_frame
+from napari_liftpose.napari.frame_points import show_frame, shown_frame, widen_to
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiveRelift"]
@@ -125,6 +125,7 @@ class LiveRelift:
         lifted = self.lifter.lift_arrays(self.tracks[lo:hi], self.confidence[lo:hi])
         changed = np.arange(max(0, frame - self.half), min(n_frames, frame + self.half + 1))
         self.poses3d.coords[changed] = lifted[changed - lo]
+        widen_to(self.points3d, lifted[changed - lo])
         shown = shown_frame(self.points3d)
         if changed[0] <= shown <= changed[-1]:
             show_frame(self.points3d, shown)

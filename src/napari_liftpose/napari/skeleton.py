@@ -36,19 +36,25 @@ BONES_ROLE = "bones"
 _FOLLOWERS: dict[int, list] = {}  # id(viewer) -> its followers
 
 
-def frame_bones(pose: np.ndarray, edges: np.ndarray, frame: int) -> np.ndarray:
+def frame_bones(
+    pose: np.ndarray, edges: np.ndarray, frame: int, park: np.ndarray | None = None
+) -> np.ndarray:
     """Bones of one frame as Vectors data ``(n_individuals * n_edges, 2, 1 + space)``.
 
     ``pose`` is ``(n_individuals, n_keypoints, space)`` in napari order (``[z,] y, x``), NaN where
     a point is missing. Bones are ordered individual by individual, edge by edge; one with a
-    missing end is a zero-length vector parked on a point of the frame, so it draws nothing.
+    missing end is a zero-length vector parked on a point of the frame (``park`` when the frame
+    has none), so it draws nothing and stays inside the data's extent.
     """
     n_individuals, _, n_space = pose.shape
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     start, end = pose[:, edges[:, 0]], pose[:, edges[:, 1]]
     valid = (np.isfinite(start).all(-1) & np.isfinite(end).all(-1))[..., None]
     finite = pose[np.isfinite(pose).all(-1)]
-    park = finite[0] if len(finite) else np.zeros(n_space)
+    if len(finite):
+        park = finite[0]
+    elif park is None:
+        park = np.zeros(n_space)
     vectors = np.zeros((n_individuals * len(edges), 2, 1 + n_space))
     vectors[:, 0, 0] = frame
     vectors[:, 0, 1:] = np.where(valid, start, park).reshape(-1, n_space)
@@ -132,7 +138,8 @@ class SkeletonFollower:
             self.disconnect()
             return
         frame = self.current_frame()
-        vectors = frame_bones(self._pose_of(frame), self.poses.edges, frame)
+        park = self.points.data[0, 1:] if len(self.points.data) else None  # a point of the data
+        vectors = frame_bones(self._pose_of(frame), self.poses.edges, frame, park)
         if self.bones.data.shape != vectors.shape:
             self.bones.data = vectors
             return

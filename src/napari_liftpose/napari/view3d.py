@@ -13,7 +13,7 @@ from __future__ import annotations
 import weakref
 
 from napari_liftpose.napari.convert import ONE_FRAME_KEY, time_point
-from napari_liftpose.napari.frame_points import one_frame_points_tuple, show_frame
+from napari_liftpose.napari.frame_points import keep_edits, one_frame_points_tuple, show_frame
 from napari_liftpose.napari.skeleton import follow_skeletons
 from napari_liftpose.poses import Poses
 
@@ -98,7 +98,11 @@ class PoseView3D:
         data, layer_kwargs, _ = one_frame_points_tuple(poses, name=name, frame=frame)
         if name in self.model.layers:
             self.model.layers.remove(name)
-        layer = self.model.add_points(data, **layer_kwargs)
+        from napari.layers import Points
+
+        layer = Points(data, **layer_kwargs)
+        keep_edits(layer)  # before the bones follow the layer: they read the edited poses
+        self.model.add_layer(layer)
         if main is not None:
             self._main_moved()
         self._show_current_frame()
