@@ -8,6 +8,7 @@ import pytest
 from napari_liftpose.io import read_poses, write_poses
 from napari_liftpose.napari.view3d import get_view3d
 from napari_liftpose.napari.writer import write_tracks
+from tests.napari.drag import drag_point
 
 SESSION_3D = "sleap_anipose_minimal_session/points3d.h5"
 MISSING_FRAME = 7
@@ -117,21 +118,12 @@ def test_frames_stay_frames_when_tracking_starts_late(
     assert (_on_screen(layer)[0][:, 0] == 60).all()
 
 
-def _move_point(layer, row: int, delta) -> None:
-    """What napari does when a point is dragged and released (emits the data events)."""
-    start = layer.data[row].copy()
-    layer.selected_data = {row}
-    layer._set_drag_start({row}, start)
-    layer._move({row}, start + np.asarray(delta))
-    layer._drag_start = None
-
-
 def test_points_moved_or_deleted_in_3d_are_kept(shown_3d, truth):
     viewer, view, layer = shown_3d
     view.model.dims.set_point(0, 20)
     names = list(layer.features["keypoint"].astype(str))
     nose, tail = names.index(truth.keypoints[0]), names.index(truth.keypoints[-1])
-    _move_point(layer, nose, [0, 5.0, -4.0, 3.0])
+    drag_point(layer, nose, [0, 5.0, -4.0, 3.0])
     moved = truth.coords[20, 0, 0].copy()
     np.testing.assert_allclose(moved, layer.data[nose, [3, 2, 1]])
     bones = view.model.layers["truth bones"]

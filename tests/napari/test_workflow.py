@@ -13,15 +13,7 @@ from napari.utils.events import Event
 from napari_liftpose.io import read_poses
 from napari_liftpose.napari.view3d import get_view3d
 from napari_liftpose.napari.widgets import LiftPoseWidget, layer_poses
-
-
-def _drag(layer, row: int, delta) -> None:
-    """What napari does while a point is dragged: set the drag start, then move (emits data)."""
-    start = layer.data[row].copy()
-    layer.selected_data = {row}
-    layer._set_drag_start({row}, start)
-    layer._move({row}, start + np.asarray(delta))
-    layer._drag_start = None
+from tests.napari.drag import drag_point
 
 
 def _coords3d(points3d) -> np.ndarray:
@@ -151,7 +143,7 @@ def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtb
     claw = rows[list(points2d.features["keypoint"][rows]).index("LF_Claw")]
     viewer.dims.set_current_step(0, frame)
     # what a drag does: napari moves the selected point and emits a data event
-    _drag(points2d, claw, [0, 30, 40])
+    drag_point(points2d, claw, [0, 30, 40])
     assert _changed_frames(before, _coords3d(points3d)) == [frame]
     # the frame shows what the model makes of the edited 2D pose
     edited_2d = layer_poses(points2d).select_keypoints(widget.lifter.keypoints).coords[frame]
@@ -186,7 +178,7 @@ def test_save_after_edit_keeps_the_original(opened, qtbot):
     points = viewer.layers[source.name]
     original = read_poses(source)
     row = np.nonzero(points.data[:, 0] == 3)[0][2]
-    _drag(points, row, [0, 12, -9])
+    drag_point(points, row, [0, 12, -9])
     written = viewer.layers.save(str(source), selected=True, plugin="napari-liftpose")
     refined = source.with_name("walk.refined.slp")
     assert written == [str(refined)]
