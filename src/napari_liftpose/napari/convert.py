@@ -23,7 +23,7 @@ __all__ = [
     "palette",
     "points_layer_data",
     "poses_from_points",
-    "layer_poses",
+    "poses_from_layer_data",
     "point_colors",
     "POSES_KEY",
     "ONE_FRAME_KEY",
@@ -145,7 +145,7 @@ def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses)
     return template.copy(coords=coords, metadata=metadata)
 
 
-def layer_poses(data: np.ndarray, features: pd.DataFrame, metadata: dict) -> Poses:
+def poses_from_layer_data(data: np.ndarray, features: pd.DataFrame, metadata: dict) -> Poses:
     """The poses a pose Points layer holds now, with the user's edits.
 
     A one-frame layer (the 3D view's, :mod:`.frame_points`) keeps all its frames in

@@ -34,8 +34,7 @@ from napari_liftpose.lifting import (
     resolve_device,
     train,
 )
-from napari_liftpose.napari.convert import POSES_KEY
-from napari_liftpose.napari.convert import layer_poses as poses_of_layer_data
+from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.napari.live import LiveRelift
 from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
 from napari_liftpose.napari.view3d import get_view3d
@@ -87,7 +86,7 @@ def pose_layers(viewer, n_space: int = 2) -> list:
 
 def layer_poses(layer) -> Poses:
     """The poses a pose Points layer shows now (with the user's edits)."""
-    return poses_of_layer_data(layer.data, layer.features, layer.metadata)
+    return poses_from_layer_data(layer.data, layer.features, layer.metadata)
 
 
 class LiftPoseWidget(QWidget):

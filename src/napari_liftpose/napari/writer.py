@@ -10,7 +10,7 @@ from pathlib import Path
 
 from napari_liftpose.io import write_poses
 from napari_liftpose.io.errors import PoseFileError
-from napari_liftpose.napari.convert import POSES_KEY, layer_poses
+from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.poses import Poses
 
 __all__ = ["write_tracks", "refined_path"]
@@ -35,7 +35,7 @@ def write_tracks(path: str, data, attributes: dict) -> list[str]:
     if not isinstance(template, Poses):
         show_error(f"{target}: this layer was not opened by napari-liftpose; nothing written")
         return []
-    poses = layer_poses(data, attributes["features"], attributes["metadata"])
+    poses = poses_from_layer_data(data, attributes["features"], attributes["metadata"])
     if template.source and target.resolve() == Path(template.source).resolve():
         target = refined_path(target)
         show_info(f"{template.source} is kept as it is; the refined tracks go to {target}")
