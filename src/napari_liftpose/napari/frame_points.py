@@ -40,11 +40,21 @@ __all__ = [
 N_ANCHORS = 2
 
 
+def _pose_rows(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
+    """Individual and keypoint index of each pose row (rows come individual by individual)."""
+    return np.divmod(np.arange(poses.n_individuals * poses.n_keypoints), poses.n_keypoints)
+
+
+def _laid_out(layer, poses: Poses) -> bool:
+    """True while the layer has its pose rows and anchors (the user may add or delete points)."""
+    return len(layer.data) == poses.n_individuals * poses.n_keypoints + N_ANCHORS
+
+
 def one_frame_points_tuple(poses: Poses, name: str, frame: int = 0) -> tuple:
     """The Points layer-data tuple of a layer showing ``frame`` of ``poses`` (all frames kept)."""
     n_space = poses.n_space
-    n_rows = poses.n_individuals * poses.n_keypoints
-    individual, keypoint = np.divmod(np.arange(n_rows), poses.n_keypoints)
+    individual, keypoint = _pose_rows(poses)
+    n_rows = len(individual)
     # anchors: hidden rows at the first and last frame, at the corners of every frame's extent
     anchor = np.zeros(N_ANCHORS, dtype=np.int64)
     flat = poses.coords.reshape(-1, n_space)
@@ -103,7 +113,7 @@ def show_frame(layer, frame: int) -> None:
     deleted rows (the layer is editable like any Points layer), its rows are laid out again.
     """
     poses: Poses = layer.metadata[POSES_KEY]
-    if len(layer.data) != poses.n_individuals * poses.n_keypoints + N_ANCHORS:
+    if not _laid_out(layer, poses):
         data, kwargs, _ = one_frame_points_tuple(poses, layer.name, int(frame))
         layer.data = data
         layer.features = kwargs["features"]
@@ -124,7 +134,7 @@ def widen_to(layer, coords: np.ndarray) -> None:
     n_rows = poses.n_individuals * poses.n_keypoints
     points = napari_order(np.asarray(coords, dtype=float).reshape(-1, poses.n_space))
     points = points[np.isfinite(points).all(-1)]
-    if len(points) == 0 or len(layer.data) != n_rows + N_ANCHORS:
+    if len(points) == 0 or not _laid_out(layer, poses):
         return  # nothing to include, or the rows are laid out again at the next frame anyway
     low, high = layer.data[n_rows, 1:], layer.data[n_rows + 1, 1:]
     new_low, new_high = np.minimum(low, points.min(0)), np.maximum(high, points.max(0))
@@ -143,16 +153,16 @@ def keep_edits(layer) -> None:
 
     def on_data(event) -> None:
         poses: Poses = layer.metadata[POSES_KEY]
-        n_rows = poses.n_individuals * poses.n_keypoints
+        individual, keypoint = _pose_rows(poses)
+        n_rows = len(individual)
         frame = shown_frame(layer)
         action = str(getattr(event, "action", ""))
         if not 0 <= frame < poses.n_frames or len(layer.data) < n_rows:
             return
-        individual, keypoint = np.divmod(np.arange(n_rows), poses.n_keypoints)
         if action == "removing":
             rows = np.array([r for r in (event.data_indices or ()) if 0 <= r < n_rows], dtype=int)
             poses.coords[frame, individual[rows], keypoint[rows]] = np.nan
-        elif action == "changed" and len(layer.data) == n_rows + N_ANCHORS:
+        elif action == "changed" and _laid_out(layer, poses):
             present = np.isfinite(poses.coords[frame].reshape(n_rows, -1)).all(-1)
             rows = np.nonzero(present)[0]
             moved = napari_order(layer.data[rows, 1:])  # the reordering is its own inverse
