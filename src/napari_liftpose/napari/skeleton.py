@@ -103,7 +103,8 @@ class SkeletonFollower:
         self.points = points
         self.bones = bones
         self.poses: Poses = points.metadata[POSES_KEY]
-        self._index = FrameIndex(points.data)
+        # rows per frame, only when the pose is read from the rows
+        self._index = FrameIndex(points.data) if pose_of is None else None
         self._pose_of = pose_of or (
             lambda frame: pose_from_rows(self.points, self._index, self.poses, frame)
         )
@@ -122,8 +123,11 @@ class SkeletonFollower:
 
     def _on_data(self, event=None) -> None:
         action = str(getattr(event, "action", ""))
-        if len(self.points.data) != self._index.n_rows or "added" in action or "removed" in action:
-            self._index.rebuild(self.points.data)
+        index = self._index
+        if index is not None and (
+            len(self.points.data) != index.n_rows or "added" in action or "removed" in action
+        ):
+            index.rebuild(self.points.data)
         self.update()
 
     def current_frame(self) -> int:
