@@ -19,14 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from napari_liftpose.napari.convert import (
-    ONE_FRAME_KEY,
-    POSES_KEY,
-    napari_order,
-    point_colors,
-    pose_at,
-)
-from napari_liftpose.napari.layers import point_size
+from napari_liftpose.napari.convert import ONE_FRAME_KEY, POSES_KEY, napari_order, pose_at
+from napari_liftpose.napari.layers import pose_points_kwargs
 from napari_liftpose.poses import Poses
 
 __all__ = [
@@ -77,15 +71,9 @@ def one_frame_points_tuple(poses: Poses, name: str, frame: int = 0) -> tuple:
     )
     shown = np.zeros(len(data), dtype=bool)
     _write_frame(data, shown, poses, frame)
-    layer_kwargs = {
-        "name": name,
-        "features": features,
-        "face_color": point_colors(poses, features),
-        "border_width": 0,
-        "size": point_size(poses),
-        "shown": shown,
-        "metadata": {POSES_KEY: poses, ONE_FRAME_KEY: True, "liftpose_role": f"poses{n_space}d"},
-    }
+    layer_kwargs = pose_points_kwargs(poses, features, name)  # looks like the 2D layer
+    layer_kwargs["shown"] = shown
+    layer_kwargs["metadata"][ONE_FRAME_KEY] = True
     return data, layer_kwargs, "points"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from napari_liftpose.napari.convert import POSES_KEY, point_colors, points_layer_data
 from napari_liftpose.poses import Poses
 
-__all__ = ["pose_layer_tuples", "points_tuple", "point_size"]
+__all__ = ["pose_layer_tuples", "points_tuple", "pose_points_kwargs", "point_size"]
 
 
 def point_size(poses: Poses) -> float:
@@ -22,10 +22,9 @@ def point_size(poses: Poses) -> float:
     return extent / 60 if extent > 0 else 5.0
 
 
-def points_tuple(poses: Poses, name: str | None = None, **kwargs) -> tuple:
-    """The Points layer-data tuple of ``poses`` (conventions in :mod:`.convert`)."""
-    data, features = points_layer_data(poses)
-    layer_kwargs = {
+def pose_points_kwargs(poses: Poses, features, name: str | None = None) -> dict:
+    """Points layer keyword arguments for rows with ``features``: name, colors, size, metadata."""
+    return {
         "name": name or poses.name,
         "features": features,
         "face_color": point_colors(poses, features),
@@ -33,6 +32,12 @@ def points_tuple(poses: Poses, name: str | None = None, **kwargs) -> tuple:
         "size": point_size(poses),
         "metadata": {POSES_KEY: poses, "liftpose_role": f"poses{poses.n_space}d"},
     }
+
+
+def points_tuple(poses: Poses, name: str | None = None, **kwargs) -> tuple:
+    """The Points layer-data tuple of ``poses`` (conventions in :mod:`.convert`)."""
+    data, features = points_layer_data(poses)
+    layer_kwargs = pose_points_kwargs(poses, features, name)
     layer_kwargs.update(kwargs)
     return data, layer_kwargs, "points"
 
