@@ -1,0 +1,53 @@
+"""Shared helpers for the hostile-input suite: run the installed CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PICKLE_MARKER_ENV = "LIFTPOSE_PICKLE_MARKER"
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for a CLI subprocess: one torch thread (2-core CI), no display."""
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("DISPLAY", None)
+    return env
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300):
+    """Run ``python -m napari_liftpose ARGS``; returns the CompletedProcess (text mode)."""
+    return subprocess.run(
+        [sys.executable, "-m", "napari_liftpose", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    """Exit 2, exactly one line on stderr starting with ``error:``, no traceback, needles in it."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def leftover_temp_files(folder: Path) -> list[Path]:
+    """Hidden temp files our atomic writes leave behind when something went wrong."""
+    return sorted(p for p in Path(folder).rglob(".*") if p.is_file() and ".tmp" in p.name)
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    """A path that a crafted pickle would create if it ever ran; tests assert it never exists."""
+    return tmp_path / "PWNED"
