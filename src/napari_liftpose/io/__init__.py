@@ -6,6 +6,7 @@ the file's suffix *and* contents, and an explicit ``format`` always wins. Never 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from napari_liftpose.io import anipose, dlc, liftpose_h5, numpy_format, sleap, s
 from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
 from napari_liftpose.io.calibration import Camera, read_calibration, write_calibration
 from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
+from napari_liftpose.io.paths import refined_path, same_file
 from napari_liftpose.poses import Poses
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "detect_format",
     "read_calibration",
     "read_poses",
+    "refined_path",
     "write_calibration",
     "write_poses",
 ]
@@ -170,6 +173,7 @@ def read_poses(path: str | Path, format: str | None = None, **kwargs) -> Poses:
     path = Path(path)
     if not path.is_file():
         raise PoseFileNotFoundError(path)
+    _check_readable(path)
     if format is None:
         format = detect_format(path)
         if format is None:
@@ -185,6 +189,17 @@ def read_poses(path: str | Path, format: str | None = None, **kwargs) -> Poses:
     if not np.isfinite(poses.coords).any():
         raise PoseFileError(path, "no finite points: every keypoint of every frame is missing")
     return poses
+
+
+def _check_readable(path: Path) -> None:
+    """Say "permission denied" (not "not an HDF5 file") when the file cannot be opened."""
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise PoseFileError(path, "cannot be read: permission denied") from None
+    except OSError as err:
+        raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
 
 
 def _writer_for(poses: Poses, path: Path) -> str:
@@ -208,8 +223,18 @@ def write_poses(poses: Poses, path: str | Path, format: str | None = None) -> Pa
     By suffix: ``.npz``; ``.h5`` (napari-liftpose layout, or DeepLabCut for poses read from
     DeepLabCut); ``.csv`` (anipose-style for 3D, DeepLabCut for 2D); ``.slp`` (SLEAP).
     An explicit ``format`` wins.
+
+    The file the poses were read from is never overwritten: a ``path`` that resolves to
+    ``poses.source`` (symlinks, hard links and ``..`` spellings included) is written beside it as
+    ``<name>.refined.<ext>`` instead, with a :class:`UserWarning` saying so. The returned path
+    is the one written.
     """
     path = Path(path)
+    if poses.source and same_file(path, poses.source):
+        redirected = refined_path(poses.source)
+        message = f"{poses.source} is kept as it is; writing {redirected} instead"
+        warnings.warn(message, UserWarning, stacklevel=2)
+        path = redirected
     format = format or _writer_for(poses, path)
     fmt = FORMATS.get(format)
     if fmt is None or fmt.write is None:

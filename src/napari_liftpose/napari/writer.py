@@ -10,17 +10,11 @@ from pathlib import Path
 
 from napari_liftpose.io import write_poses
 from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.io.paths import refined_path, same_file
 from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.poses import Poses
 
 __all__ = ["write_tracks", "refined_path"]
-
-
-def refined_path(path: str | Path) -> Path:
-    """``name.refined.ext`` beside ``path``: where saving onto a source file goes instead."""
-    path = Path(path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(f"{stem}.refined{path.suffix}")
 
 
 def write_tracks(path: str, data, attributes: dict) -> list[str]:
@@ -36,7 +30,7 @@ def write_tracks(path: str, data, attributes: dict) -> list[str]:
         show_error(f"{target}: this layer was not opened by napari-liftpose; nothing written")
         return []
     poses = poses_from_layer_data(data, attributes["features"], attributes["metadata"])
-    if template.source and target.resolve() == Path(template.source).resolve():
+    if template.source and same_file(target, template.source):
         target = refined_path(target)
         show_info(f"{template.source} is kept as it is; the refined tracks go to {target}")
     try:
