@@ -51,3 +51,21 @@ def leftover_temp_files(folder: Path) -> list[Path]:
 def marker(tmp_path: Path) -> Path:
     """A path that a crafted pickle would create if it ever ran; tests assert it never exists."""
     return tmp_path / "PWNED"
+
+
+@pytest.fixture(scope="session")
+def fly_small(data_dir):
+    """The first 200 frames of the DeepFly3D fly library (30 keypoints, mm) as Poses."""
+    import numpy as np
+
+    from napari_liftpose import Poses
+
+    path = data_dir / "fly_df3d_210902" / "points3d.npz"
+    with np.load(path) as z:
+        return Poses(
+            z["points3d"][:200, None],
+            [str(k) for k in z["keypoints"]],
+            edges=z["edges"],
+            units="mm",
+            source=str(path),
+        )

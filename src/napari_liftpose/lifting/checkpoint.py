@@ -16,18 +16,27 @@ Loading never unpickles anything; a pickle or zip (``torch.save``) file is refus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from napari_liftpose.io.errors import PoseFileError
 
-__all__ = ["ModelFileError", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "ModelFileError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_header",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "napari-liftpose-lifter"
 FORMAT_VERSION = 1
@@ -39,7 +48,11 @@ class ModelFileError(PoseFileError):
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """Write tensors and metadata to ``path`` atomically (temp file + ``os.replace``).
+    """Write tensors and metadata to ``path`` atomically and verified.
+
+    The file is written to a temporary file in the target folder, flushed, fsynced, re-opened
+    and checked (tensor names and shapes, metadata) and only then renamed onto ``path``; on any
+    error the old file is left as it was and the temporary file is removed.
 
     Parameters
     ----------
@@ -58,7 +71,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     Raises
     ------
     ModelFileError
-        If the file cannot be written.
+        If the file cannot be written (missing folder, full disk, permissions...).
     """
     from napari_liftpose import __version__
 
@@ -70,21 +83,57 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
         "package_version": __version__,
     }
     payload = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    shapes = {k: tuple(v.shape) for k, v in payload.items()}
+    if not path.parent.is_dir():
+        raise ModelFileError(path, f"cannot write: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ModelFileError(path, "cannot write: is a folder; expected a file name")
+    data = save(payload, metadata={_META_KEY: json.dumps(header, allow_nan=True)})
+
+    def verify(tmp: Path) -> None:
+        try:
+            with safe_open(str(tmp), framework="pt", device="cpu") as f:
+                found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                ok = (f.metadata() or {}).get(_META_KEY) is not None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ModelFileError(
+                path, f"cannot write: the written file does not read back ({err})"
+            ) from None
+        if found != shapes or not ok:
+            raise ModelFileError(path, "cannot write: the written file does not read back intact")
+
+    _atomic_write(path, data, verify)
+    return path
+
+
+def _atomic_write(path: Path, data: bytes, verify) -> None:
+    """Temp file in ``path``'s folder, fsync, ``verify(tmp)``, rename; the old file survives errors."""
     tmp = None
     try:
-        if not path.parent.is_dir():
-            raise ModelFileError(path, f"cannot write: folder {path.parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file(payload, tmp, metadata={_META_KEY: json.dumps(header)})
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        verify(Path(tmp))
         os.replace(tmp, path)
         tmp = None
+        _fsync_folder(path.parent)
     except OSError as err:
         raise ModelFileError(path, f"cannot write: {err.strerror or err}") from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -104,46 +153,109 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a lifter file written by :func:`save_checkpoint`.
-
-    Returns
-    -------
-    tuple
-        ``(tensors, meta)``: all tensors on the CPU, and the JSON metadata.
-
-    Raises
-    ------
-    ModelFileError
-        If the file is missing, is a pickle/zip torch checkpoint, is not safetensors, or lacks
-        napari-liftpose metadata, or its format version is newer than this package reads.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(path, "file not found")
-    try:
-        _refuse_pickle(path)
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except ModelFileError:
-        raise
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ModelFileError(path, f"not a safetensors lifter file ({err})") from None
+def _check_header(path: Path, header: dict) -> dict:
+    """Decode and check the napari-liftpose metadata every checkpoint carries."""
     if _META_KEY not in header:
         raise ModelFileError(
             path, "safetensors file without napari-liftpose metadata: not a lifter"
         )
     try:
         meta = json.loads(header[_META_KEY])
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise ModelFileError(path, f"corrupt metadata ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(
+            path, f"metadata: expected a JSON object, got {type(meta).__name__}: not a lifter"
+        )
     if meta.get("format") != FORMAT:
-        raise ModelFileError(path, f"expected format {FORMAT!r}, got {meta.get('format')!r}")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(path, f"expected format {FORMAT!r}, got {meta.get('format')!r:.100}")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(
+            path, f"format_version: expected a positive integer, got {version!r:.100}"
+        )
+    if version > FORMAT_VERSION:
         raise ModelFileError(
             path,
-            f"format version {meta['format_version']} is newer than this napari-liftpose reads "
+            f"format version {version} is newer than this napari-liftpose reads "
             f"({FORMAT_VERSION}); update napari-liftpose",
         )
+    return meta
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator:
+    """``safe_open`` the file after the pickle check; every read error names ``path``."""
+    if path.is_dir():
+        raise ModelFileError(path, "is a folder; expected a .safetensors model file")
+    if not path.exists():
+        raise ModelFileError(path, "file not found")
+    try:
+        _refuse_pickle(path)
+    except OSError as err:
+        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelFileError(path, f"not a safetensors lifter file ({err})") from None
+    with handle as f:
+        yield f
+
+
+def read_checkpoint_header(path: str | Path) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """Metadata and tensor shapes of a lifter file, without loading any tensor.
+
+    Returns
+    -------
+    tuple
+        ``(meta, {tensor name: shape})``.
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_checkpoint`.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        try:
+            header = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ModelFileError(path, f"not a safetensors lifter file ({err})") from None
+    return _check_header(path, header), shapes
+
+
+def load_checkpoint(
+    path: str | Path, names: Iterable[str] | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a lifter file written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.safetensors`` file.
+    names : iterable of str, optional
+        Load only these tensors (default: all).
+
+    Returns
+    -------
+    tuple
+        ``(tensors, meta)``: tensors on the CPU, and the JSON metadata (a dict).
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, unreadable, a pickle/zip torch checkpoint, not safetensors,
+        lacks napari-liftpose metadata, or its format version is not one this package reads.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        try:
+            meta = _check_header(path, f.metadata() or {})
+            keys = list(f.keys()) if names is None else [k for k in names if k in f.keys()]
+            tensors = {k: f.get_tensor(k) for k in keys}
+        except ModelFileError:
+            raise
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ModelFileError(path, f"not a safetensors lifter file ({err})") from None
     return tensors, meta

@@ -10,9 +10,19 @@ import torch
 
 from napari_liftpose.io.calibration import Camera
 from napari_liftpose.lifting.cameras import camera_from_dict
-from napari_liftpose.lifting.checkpoint import ModelFileError, load_checkpoint
+from napari_liftpose.lifting.checkpoint import (
+    ModelFileError,
+    load_checkpoint,
+    read_checkpoint_header,
+)
 from napari_liftpose.lifting.data import normalize_2d
 from napari_liftpose.lifting.fusion import fold_for_inference
+from napari_liftpose.lifting.lifter_meta import (
+    check_lifter_meta,
+    check_tensor_shapes,
+    check_tensor_values,
+    expected_shapes,
+)
 from napari_liftpose.lifting.models import build_model
 from napari_liftpose.lifting.normalization import Normalization, model_inputs
 from napari_liftpose.lifting.skeleton import RootLayout, check_keypoints
@@ -309,16 +319,22 @@ def load_lifter(path: str | Path, device: str = "auto") -> Lifter:
         If the file is missing, a pickle, not a lifter, or its contents do not fit together.
     """
     path = Path(path)
-    tensors, meta = load_checkpoint(path)
+    meta, shapes = read_checkpoint_header(path)
+    spec = check_lifter_meta(path, meta)
+    expected = expected_shapes(path, spec)  # sizes checked before anything is allocated
+    check_tensor_shapes(path, expected, shapes)
+    tensors, _ = load_checkpoint(path, names=expected)
+    check_tensor_values(path, tensors)
+    meta = {**meta, "architecture": spec.architecture}
     try:
-        keypoints = meta["keypoints"]
-        model = build_model(meta["architecture"], len(keypoints), 3 * (len(keypoints) - 1))
+        model = build_model(spec.architecture, len(spec.keypoints), spec.n_outputs)
         state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
         norm = Normalization.from_tensors(tensors)
-        return Lifter(model, meta, norm, resolve_device(device), path)
-    except (KeyError, RuntimeError, TypeError) as err:
+        lifter = Lifter(model, meta, norm, resolve_device(device), path)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ModelFileError(path, f"incomplete or inconsistent lifter file ({err})") from None
+    return lifter
 
 
 def lift_files(
