@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def read_anipose_csv(path: str | Path) -> Poses:
 
 
 def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
-    """Write 3D ``poses`` as an anipose-style CSV atomically; returns the path written.
+    """Write 3D ``poses`` as an anipose-style CSV atomically and verified; returns the path.
 
     ``_error`` is NaN (no reprojection error is known for lifted poses); ``_score`` is the
     confidence. With several individuals an ``individual`` column is added.
@@ -159,6 +160,18 @@ def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
         if poses.n_individuals > 1:
             frame.insert(0, "individual", individual)
         frames.append(frame)
-    with atomic_path(path) as tmp:
-        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+    table = pd.concat(frames, ignore_index=True)
+    with atomic_path(path, verify=lambda tmp: _verify_csv(tmp, table.shape)) as tmp:
+        table.to_csv(tmp, index=False)
     return path
+
+
+def _verify_csv(path: Path, shape: tuple[int, int]) -> None:
+    """Check a written CSV: one header row, then ``shape[0]`` rows of ``shape[1]`` fields."""
+    with open(path, newline="", encoding="utf-8") as f:
+        widths = [len(row) for row in csv.reader(f)]
+    if len(widths) != 1 + shape[0]:
+        raise ValueError(f"expected {1 + shape[0]} rows, got {len(widths)}")
+    wrong = [i for i, width in enumerate(widths) if width != shape[1]]
+    if wrong:
+        raise ValueError(f"row {wrong[0]} has not {shape[1]} fields")

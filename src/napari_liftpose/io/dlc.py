@@ -6,13 +6,14 @@ bodyparts, coords)`` with ``coords`` in ``x, y[, z], likelihood``. Rows are vide
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from napari_liftpose.io._hdf5 import is_hdf5
-from napari_liftpose.io.atomic import atomic_path
+from napari_liftpose.io.atomic import atomic_path, atomic_write_bytes, hdf5_store_image
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.poses import Poses
 
@@ -209,19 +210,70 @@ def write_dlc(poses: Poses, path: str | Path) -> Path:
 
     Poses read from a DeepLabCut file are written with the original columns and index, so
     untouched values come back bit-exact; others get a ``napari-liftpose`` scorer. The write
-    is atomic. Returns the path written.
+    is atomic and verified (the written file is re-opened and its shape checked before it
+    replaces ``path``); a write error such as a full disk raises :class:`PoseFileError` and
+    keeps the old file. Returns the path written.
     """
     path = Path(path)
     if path.suffix.lower() not in (".h5", ".csv"):
         raise PoseFileError(path, "DeepLabCut tables are written as .h5 or .csv")
     frame = to_dlc_dataframe(poses)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".csv":
+    if path.suffix.lower() == ".csv":
+        with atomic_path(path, verify=lambda tmp: _verify_dlc_csv(tmp, frame)) as tmp:
             frame.to_csv(tmp)
-        else:  # labelled data has a (folder, video, image) row index: only "fixed" stores it
-            layout = "fixed" if isinstance(frame.index, pd.MultiIndex) else "table"
-            frame.to_hdf(tmp, key="df_with_missing", format=layout, mode="w")
+        return path
+    # labelled data has a (folder, video, image) row index: only "fixed" stores it
+    layout = "fixed" if isinstance(frame.index, pd.MultiIndex) else "table"
+    # PyTables builds the file in memory: on a full disk it could report success for a
+    # broken file, while plain Python I/O raises a clean OSError
+    image = hdf5_store_image(
+        lambda store: frame.to_hdf(store, key=_DLC_KEY, format=layout)
+    )
+    atomic_write_bytes(path, image, verify=lambda tmp: _verify_dlc_h5(tmp, frame.shape))
     return path
+
+
+_DLC_KEY = "df_with_missing"
+
+
+def _verify_dlc_h5(path: Path, shape: tuple[int, int]) -> None:
+    """Check a written DLC store's row and column counts with h5py (no pandas, no pickle)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f.get(_DLC_KEY)
+        if not isinstance(group, h5py.Group):
+            raise ValueError(f"no {_DLC_KEY!r} table")
+        if "table" in group:  # pandas "table" layout: one compound row per frame
+            table = group["table"]
+            fields = table.dtype.fields or {}
+            blocks = [fields[n][0] for n in fields if n.startswith("values_block_")]
+            found = (table.shape[0], sum(int(np.prod(b.shape)) for b in blocks))
+        else:  # "fixed" layout: block<i>_values (rows, columns)
+            blocks = [group[n] for n in group if n.startswith("block") and n.endswith("_values")]
+            rows = {b.shape[0] for b in blocks}
+            found = (rows.pop() if len(rows) == 1 else -1, sum(b.shape[1] for b in blocks))
+    if found != tuple(shape):
+        raise ValueError(f"expected {shape[0]} rows x {shape[1]} values, got {found}")
+
+
+def _verify_dlc_csv(path: Path, frame: pd.DataFrame) -> None:
+    """Check a written DLC CSV: header rows + one row per frame, each with every column."""
+    names = frame.index.names
+    if isinstance(frame.index, pd.MultiIndex):
+        labels = [name or "" for name in names]
+    else:
+        labels = ["" if name is None else name for name in names]
+    # pandas adds a row of index names under the column levels unless they are all empty
+    header_rows = frame.columns.nlevels + (set(labels) != {""})
+    n_fields = frame.index.nlevels + frame.shape[1]
+    with open(path, newline="", encoding="utf-8") as f:
+        widths = [len(row) for row in csv.reader(f)]
+    if len(widths) != header_rows + len(frame):
+        raise ValueError(f"expected {header_rows + len(frame)} rows, got {len(widths)}")
+    short = [i for i, width in enumerate(widths[header_rows:]) if width != n_fields]
+    if short:
+        raise ValueError(f"row {short[0]} has not {n_fields} fields")
 
 
 def to_dlc_dataframe(poses: Poses) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from napari_liftpose.io._hdf5 import decode, is_hdf5, open_hdf5
-from napari_liftpose.io.atomic import atomic_path
+from napari_liftpose.io.atomic import atomic_write_bytes, hdf5_image
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.poses import Poses
 
@@ -54,15 +54,41 @@ def read_liftpose_h5(path: str | Path) -> Poses:
 
 
 def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:
-    """Write ``poses`` to HDF5 atomically; returns the path written."""
+    """Write ``poses`` to HDF5 atomically and verified; returns the path written.
+
+    The file is built in memory and written with plain Python I/O (a full disk raises a
+    :class:`PoseFileError`, never crashes h5py), then re-opened and checked before the rename.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    datasets = {
+        "points": poses.coords,
+        "confidence": poses.confidence,
+        "keypoints": _utf8(poses.keypoints),
+        "individuals": _utf8(poses.individuals),
+        "edges": poses.edges,
+    }
+
+    def fill(f: h5py.File) -> None:
         f.attrs["format"] = FORMAT_TAG
         f.attrs["units"] = poses.units
         f.attrs["fps"] = np.nan if poses.fps is None else poses.fps
-        f.create_dataset("points", data=poses.coords, compression="gzip")
-        f.create_dataset("confidence", data=poses.confidence, compression="gzip")
-        f.create_dataset("keypoints", data=np.asarray(poses.keypoints, dtype="S"))
-        f.create_dataset("individuals", data=np.asarray(poses.individuals, dtype="S"))
-        f.create_dataset("edges", data=poses.edges)
+        for name, data in datasets.items():
+            gzip = name in ("points", "confidence")
+            f.create_dataset(name, data=data, compression="gzip" if gzip else None)
+
+    def verify(tmp: Path) -> None:
+        with h5py.File(tmp, "r") as f:
+            if f.attrs.get("format") != FORMAT_TAG:
+                raise ValueError(f"format attribute: expected {FORMAT_TAG!r}")
+            for name, data in datasets.items():
+                if name not in f or f[name].shape != np.shape(data):
+                    found = f[name].shape if name in f else "missing"
+                    raise ValueError(f"{name}: expected shape {np.shape(data)}, got {found}")
+
+    atomic_write_bytes(path, hdf5_image(fill), verify=verify)
     return path
+
+
+def _utf8(names: list[str]) -> np.ndarray:
+    """Names as fixed-length UTF-8 bytes (``decode`` reads them back; non-ASCII names too)."""
+    return np.array([str(name).encode("utf-8") for name in names], dtype=bytes)

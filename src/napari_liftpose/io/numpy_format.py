@@ -121,7 +121,11 @@ def read_npy(path: str | Path, keypoints: Sequence[str] | None = None) -> Poses:
 
 
 def write_npz(poses: Poses, path: str | Path) -> Path:
-    """Write ``poses`` to a ``.npz`` archive atomically; returns the path written."""
+    """Write ``poses`` to a ``.npz`` archive atomically and verified; returns the path written.
+
+    Every member is read back and compared before the archive replaces ``path``; a write
+    error (a full disk) raises :class:`PoseFileError` and keeps the old file.
+    """
     path = Path(path)
     arrays = {
         "points": poses.coords,
@@ -133,7 +137,27 @@ def write_npz(poses: Poses, path: str | Path) -> Path:
     }
     if poses.fps is not None:
         arrays["fps"] = np.asarray(poses.fps)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
+    with atomic_path(path, verify=lambda tmp: _verify_npz(tmp, arrays)) as tmp:
+        with open(tmp, "xb") as f:
             np.savez(f, **arrays)
     return path
+
+
+def _verify_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Re-read a written archive: the same members, each with the same dtype, shape and bytes.
+
+    Reading every member also checks the zip CRCs, so a damaged archive cannot pass.
+    """
+    with np.load(path, allow_pickle=False) as archive:
+        if sorted(archive.files) != sorted(arrays):
+            raise ValueError(f"members: expected {sorted(arrays)}, got {sorted(archive.files)}")
+        for key, expected in arrays.items():
+            expected = np.asarray(expected)
+            found = archive[key]
+            if found.dtype != expected.dtype or found.shape != expected.shape:
+                raise ValueError(
+                    f"{key}: expected {expected.dtype} {expected.shape}, "
+                    f"got {found.dtype} {found.shape}"
+                )
+            if found.tobytes() != np.ascontiguousarray(expected).tobytes():
+                raise ValueError(f"{key}: the values differ from those written")
