@@ -29,6 +29,26 @@ def hdf5_keys(path: Path) -> set[str]:
         return set()
 
 
+def pandas_keys(path: Path) -> list[str]:
+    """Groups that pandas stores a table in (they carry a ``pandas_type`` attribute).
+
+    Read with h5py, which never unpickles: unlike ``pandas.HDFStore(path).keys()``, this is safe
+    on a file from a stranger. Empty if the file cannot be opened.
+    """
+    keys: list[str] = []
+
+    def collect(name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Group) and "pandas_type" in obj.attrs:
+            keys.append("/" + name)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(collect)
+    except (OSError, ValueError, RuntimeError, KeyError):
+        return []
+    return keys
+
+
 def open_hdf5(path: Path) -> h5py.File:
     """Open an HDF5 file for reading, turning h5py's errors into a :class:`PoseFileError`."""
     try:

@@ -7,14 +7,17 @@ bodyparts, coords)`` with ``coords`` in ``x, y[, z], likelihood``. Rows are vide
 from __future__ import annotations
 
 import csv
+import io
+import reprlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from napari_liftpose.io._hdf5 import is_hdf5
+from napari_liftpose.io._hdf5 import is_hdf5, pandas_keys
 from napari_liftpose.io.atomic import atomic_path, atomic_write_bytes, hdf5_store_image
 from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.io.hdf5_safety import check_no_pickles
 from napari_liftpose.poses import Poses
 
 __all__ = ["is_dlc_file", "read_dlc", "write_dlc", "find_dlc_config", "VIDEO_SUFFIXES"]
@@ -25,17 +28,16 @@ _LEVELS_MULTI = ["scorer", "individuals", "bodyparts", "coords"]
 
 
 def is_dlc_file(path: str | Path) -> bool:
-    """True for a DeepLabCut table: an HDF5 pandas table, or a CSV whose first cell is ``scorer``."""
+    """True for a DeepLabCut table: an HDF5 pandas table, or a CSV whose first cell is ``scorer``.
+
+    Looks at the HDF5 structure with h5py only: detection never unpickles anything.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
-        if not is_hdf5(path):
-            return False
-        try:
-            with pd.HDFStore(path, mode="r") as store:
-                return len(store.keys()) > 0
-        except Exception:
-            return False
+        # h5py only: pandas.HDFStore(path).keys() would unpickle a crafted file's attributes.
+        # A crafted pandas table is claimed here, so that read_dlc refuses it by name.
+        return is_hdf5(path) and bool(pandas_keys(path))
     if suffix == ".csv":
         return _csv_layout(path) is not None
     return False
@@ -66,21 +68,28 @@ def _csv_layout(path: Path) -> tuple[int, int] | None:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() == ".csv":
-        layout = _csv_layout(path)
-        if layout is None:
-            raise PoseFileError(
-                path,
-                "not a DeepLabCut table: expected header rows "
-                "'scorer', ['individuals',] 'bodyparts', 'coords'",
-            )
-        try:
-            rows, n_index = layout
-            return pd.read_csv(path, header=list(range(rows)), index_col=list(range(n_index)))
-        except Exception as err:
-            raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
+    """The DataFrame of a DLC table; the file is read once and parsed from memory."""
     try:
-        frame = pd.read_hdf(path)
+        raw = path.read_bytes()
+    except OSError as err:
+        raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
+    if path.suffix.lower() == ".csv":
+        return _read_csv_table(path, raw)
+    return _read_hdf_table(path, raw)
+
+
+def _read_hdf_table(path: Path, raw: bytes) -> pd.DataFrame:
+    """Read a pandas HDF5 table after refusing any pickled content (PyTables unpickles it)."""
+    check_no_pickles(path, raw)
+    try:  # PyTables opens the very bytes that were checked ("<path>/in-memory" is never a file)
+        with pd.HDFStore(
+            str(path / "in-memory"),
+            mode="r",
+            driver="H5FD_CORE",
+            driver_core_image=raw,
+            driver_core_backing_store=0,
+        ) as store:
+            frame = pd.read_hdf(store)
     except Exception as err:
         raise PoseFileError(
             path, f"not a readable DeepLabCut HDF5 table (truncated or corrupt?): {err}"
@@ -88,6 +97,102 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise PoseFileError(path, "not a DeepLabCut table: the HDF5 store holds no DataFrame")
     return frame
+
+
+def _read_csv_table(path: Path, raw: bytes) -> pd.DataFrame:
+    """Read a DLC CSV strictly: every row as wide as the header, values bit-exact."""
+    layout = _csv_layout(path)
+    if layout is None:
+        raise PoseFileError(
+            path,
+            "not a DeepLabCut table: expected header rows "
+            "'scorer', ['individuals',] 'bodyparts', 'coords'",
+        )
+    n_header, n_index = layout
+    header = _check_csv_rows(path, raw, n_header)
+    _check_unique_columns(path, [tuple(row[n_index:]) for row in header[1:]])
+    try:  # round_trip: the exact double of each cell (pandas' default parser may be 1 ulp off)
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            header=list(range(n_header)),
+            index_col=list(range(n_index)),
+            float_precision="round_trip",
+        )
+    except Exception as err:
+        raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
+    _check_numeric(path, frame, first_line=n_header + 1)
+    return frame
+
+
+def _check_csv_rows(path: Path, raw: bytes, n_header: int) -> list[list[str]]:
+    """Refuse ragged, gappy or truncated CSV rows; return the header rows' cells."""
+    text = raw.decode("utf-8", errors="replace")
+    if '"' in text:  # quoted cells may hold commas or newlines: let the csv module split
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows = [(reader.line_num, row) for row in reader]
+        rows = [(number, row if row else [""]) for number, row in rows]
+    else:
+        rows = [(n, line.rstrip("\r").split(",")) for n, line in enumerate(text.split("\n"), 1)]
+        if rows and rows[-1][1] == [""]:
+            rows.pop()  # the newline that ends the last row
+    while rows and rows[-1][1] == [""]:
+        rows.pop()  # blank lines at the end
+    width = len(rows[0][1]) if rows else 0
+    for number, cells in rows:
+        if cells == [""]:
+            raise PoseFileError(path, f"line {number} is empty: rows must follow each other")
+        if len(cells) != width:
+            raise PoseFileError(
+                path,
+                f"line {number} has {len(cells)} cells, the header has {width}: "
+                "the table is ragged (truncated or edited?)",
+            )
+    if len(rows) > n_header and not text.endswith(("\n", "\r")):
+        raise PoseFileError(
+            path,
+            f"the last line ({rows[-1][0]}) does not end with a newline: the file looks "
+            "truncated (if that row is complete, end the file with a newline)",
+        )
+    return [cells for _, cells in rows[:n_header]]
+
+
+def _check_unique_columns(path: Path, levels: list[tuple[str, ...]]) -> None:
+    """Refuse a table whose (individual,) bodypart, coordinate column appears twice.
+
+    ``levels``: the header rows below ``scorer``, one tuple of cells per row. Several scorers
+    for one bodypart count as duplicates too (the scorer is not part of the pose).
+    """
+    keys = list(zip(*levels, strict=True))
+    seen: set[tuple[str, ...]] = set()
+    duplicates = list(dict.fromkeys(k for k in keys if k in seen or seen.add(k)))
+    if duplicates:
+        shown = ", ".join("/".join(map(str, k)) for k in duplicates[:6])
+        more = f" and {len(duplicates) - 6} more" if len(duplicates) > 6 else ""
+        raise PoseFileError(
+            path,
+            f"duplicate columns (the same bodypart and coordinate twice): {shown}{more}; "
+            "rename or remove them",
+        )
+
+
+def _check_numeric(path: Path, frame: pd.DataFrame, first_line: int | None) -> None:
+    """Refuse a table with a cell that is not a number (name its column and CSV line).
+
+    ``first_line``: the CSV line number of the first row, or None for an HDF5 table.
+    """
+    for position, (key, column) in enumerate(frame.items()):
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = np.flatnonzero(numbers.isna().to_numpy() & column.notna().to_numpy())
+        row = int(bad[0]) if len(bad) else 0
+        name = "/".join(map(str, key[1:])) if isinstance(key, tuple) else str(key)
+        where = f"on line {first_line + row}" if first_line else f"in row {row}"
+        raise PoseFileError(
+            path,
+            f"column {name} (number {position + 1}) holds {str(column.iloc[row])!r} "
+            f"{where}: expected numbers",
+        )
 
 
 def read_dlc(path: str | Path, config: str | Path | None = None) -> Poses:
@@ -114,6 +219,10 @@ def read_dlc(path: str | Path, config: str | Path | None = None) -> Poses:
             path, "not a DeepLabCut table: expected 3 or 4 column levels (scorer, ..., coords)"
         )
     names = _LEVELS_SINGLE if columns.nlevels == 3 else _LEVELS_MULTI
+    levels = [tuple(map(str, columns.get_level_values(i))) for i in range(1, columns.nlevels)]
+    _check_unique_columns(path, levels)
+    if path.suffix.lower() != ".csv":
+        _check_numeric(path, frame, first_line=None)
     columns = columns.set_names(names)
     frame.columns = columns
     coords_names = list(dict.fromkeys(columns.get_level_values("coords")))
@@ -190,19 +299,35 @@ def _skeleton_edges(config: Path, bodyparts: list[str]) -> list[tuple[int, int]]
 
     try:
         settings = yaml.safe_load(config.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise PoseFileError(config, f"unreadable DeepLabCut config: {err}") from None
     if not isinstance(settings, dict):
         raise PoseFileError(config, "not a DeepLabCut config: expected a YAML mapping")
     pairs = settings.get("skeleton") or []
-    if not all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in pairs):
-        raise PoseFileError(config, "skeleton: expected a list of [bodypart, bodypart] pairs")
+    bad = [pair for pair in pairs if not _is_name_pair(pair)] if isinstance(pairs, list) else []
+    if bad or not isinstance(pairs, list):
+        bad = bad[0] if bad else pairs
+        raise PoseFileError(
+            config,
+            "skeleton: expected a list of [bodypart, bodypart] pairs of names, "
+            f"got {reprlib.repr(bad)}",
+        )
+    pairs = [(str(a), str(b)) for a, b in pairs]
     unknown = sorted({name for pair in pairs for name in pair if name not in bodyparts})
     if unknown:
         raise PoseFileError(
             config, f"the skeleton names keypoints that are not in the tracks: {unknown}"
         )
     return [(bodyparts.index(a), bodyparts.index(b)) for a, b in pairs]
+
+
+def _is_name_pair(pair: object) -> bool:
+    """True for ``[name, name]`` (names: strings, or integers YAML read from digits)."""
+    return (
+        isinstance(pair, (list, tuple))
+        and len(pair) == 2
+        and all(isinstance(name, (str, int)) and not isinstance(name, bool) for name in pair)
+    )
 
 
 def write_dlc(poses: Poses, path: str | Path) -> Path:
