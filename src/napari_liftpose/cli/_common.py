@@ -1,0 +1,179 @@
+"""What every subcommand shares: its error type, the parser, the progress bar, output checks."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = [
+    "PROG",
+    "CliError",
+    "CommandInterrupted",
+    "Parser",
+    "ProgressBar",
+    "check_writable",
+    "describe_error",
+    "number",
+    "read_camera",
+    "refuse_overwriting_inputs",
+    "split_camera_spec",
+]
+
+PROG = "napari-liftpose"
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+class CommandInterrupted(Exception):
+    """A subcommand stopped by SIGINT/SIGTERM; the message says what was kept (exit 130/143)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (a :class:`CliError`), not the usage block."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        raise CliError(f"{self.prog}: {message} (see --help)")
+
+
+class ProgressBar:
+    """A minimal progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, enabled: bool, width: int = 30) -> None:
+        self.enabled = enabled
+        self.width = width
+        self.tty = sys.stderr.isatty()
+        self.last = -1.0
+        self.dirty = False
+
+    def update(self, done: float, total: float, text: str = "") -> None:
+        """Show ``done`` of ``total`` with ``text`` after the bar."""
+        if not self.enabled or total <= 0:
+            return
+        frac = min(max(done / total, 0.0), 1.0)
+        if not self.tty and frac < 1.0 and frac - self.last < 0.1:
+            return
+        self.last = frac
+        filled = int(round(frac * self.width))
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * frac:3.0f}% {text}"
+        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
+        sys.stderr.flush()
+        self.dirty = self.tty
+
+    def close(self) -> None:
+        """End the bar's line (call before printing anything else)."""
+        if self.dirty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.dirty = False
+
+
+def describe_error(err: BaseException, command: str | None) -> str | None:
+    """The one-line message for an expected error, or None for an unexpected one (a bug).
+
+    Expected: :class:`CliError`, file errors (``"PATH: problem"``), OS errors (named by their
+    file) and ``ValueError`` (the library's "expected X, got Y").
+    """
+    from napari_liftpose.io.errors import PoseFileError
+
+    prefix = f"{PROG} {command}" if command else PROG
+    if isinstance(err, (CliError, PoseFileError)):  # PoseFileError includes ModelFileError
+        return str(err)
+    if isinstance(err, OSError):
+        what = err.strerror or str(err)  # "Permission denied", "No space left on device", ...
+        return f"{err.filename}: {what}" if err.filename else f"{prefix}: {what}"
+    if isinstance(err, ValueError):
+        return f"{prefix}: {err}"
+    return None
+
+
+def number(value: float | None, spec: str = ".4g") -> str:
+    """Format a metric; ``n/a`` for None, NaN or infinity (a run where nothing improved)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return format(value, spec)
+
+
+def check_writable(path: Path) -> None:
+    """Fail early (before long work) if ``path`` cannot be created.
+
+    Raises
+    ------
+    CliError
+        If ``path`` is a folder, its folder is missing, or no file can be created there.
+    """
+    parent = path.parent
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder; expected a file name")
+    if not parent.is_dir():
+        raise CliError(f"{path}: cannot write: folder {parent} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise CliError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
+def refuse_overwriting_inputs(
+    outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]
+) -> None:
+    """Refuse any output that is one of the command's inputs, however it is spelled.
+
+    Symlinks, hard links, ``..`` and relative/absolute spellings all count (see
+    :func:`napari_liftpose.io.paths.same_file`). Call it before any work.
+
+    Raises
+    ------
+    CliError
+        ``"OUT: would overwrite the input IN; choose another output"``.
+    """
+    from napari_liftpose.io.paths import colliding_input
+
+    inputs = [Path(p) for p in inputs if p is not None]
+    for output in outputs:
+        hit = colliding_input(output, inputs)
+        if hit is not None:
+            raise CliError(f"{output}: would overwrite the input {hit}; choose another output")
+
+
+def split_camera_spec(spec: str) -> tuple[Path, str | None]:
+    """``CALIBRATION.toml[:CAMERA_NAME]`` -> (calibration path, camera name or None)."""
+    if not Path(spec).is_file() and ":" in spec:
+        head, tail = spec.rsplit(":", 1)
+        if tail and "/" not in tail and "\\" not in tail:
+            return Path(head), tail
+    return Path(spec), None
+
+
+def read_camera(spec: str):
+    """The camera named by ``CALIBRATION.toml[:CAMERA_NAME]`` (the only one when unnamed).
+
+    Raises
+    ------
+    CliError
+        If the file holds several cameras and none is named, or the named one is absent.
+    PoseFileError
+        If the calibration file cannot be read.
+    """
+    from napari_liftpose.io.calibration import read_calibration
+
+    path, name = split_camera_spec(spec)
+    cameras = read_calibration(path)
+    if name is None:
+        if len(cameras) != 1:
+            raise CliError(
+                f"{path}: holds {len(cameras)} cameras {sorted(cameras)}; choose one with "
+                f"{path}:CAMERA_NAME"
+            )
+        return next(iter(cameras.values()))
+    if name not in cameras:
+        raise CliError(f"{path}: no camera named {name!r} (cameras: {sorted(cameras)})")
+    return cameras[name]

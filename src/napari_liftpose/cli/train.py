@@ -1,0 +1,252 @@
+"""``napari-liftpose train``: train a lifter on 3D libraries and write one ``.safetensors`` file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from napari_liftpose.cli._arguments import (
+    OrderedPair,
+    at_least,
+    finite_float,
+    fraction,
+    non_negative_float,
+    odd_width,
+    positive_float,
+)
+from napari_liftpose.cli._common import (
+    DEVICES,
+    PROG,
+    CliError,
+    CommandInterrupted,
+    ProgressBar,
+    check_writable,
+    number,
+    read_camera,
+    refuse_overwriting_inputs,
+    split_camera_spec,
+)
+
+__all__ = ["add_parser", "run"]
+
+#: Architecture options that only one model type uses.
+_ONLY_FOR = {"width": "mlp", "blocks": "mlp", "channels": "temporal", "filter_widths": "temporal"}
+
+
+def add_parser(subparsers) -> None:
+    """Register ``train`` and its options."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a lifter on 3D pose libraries",
+        description="Train a 2D->3D lifter on one or more 3D libraries and write one .safetensors file.",
+    )
+    p.add_argument("libraries", nargs="+", metavar="LIBRARY_3D", help="3D pose files")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--camera",
+        metavar="CALIBRATION.toml[:CAMERA]",
+        help="a known camera: 2D inputs are the library projected through it",
+    )
+    src.add_argument(
+        "--random-camera", action="store_true", help="random virtual cameras (camera-agnostic lifter)"
+    )
+    src.add_argument(
+        "--tracks-2d",
+        nargs="+",
+        metavar="FILE",
+        help="real 2D tracks, one per library file, paired frame by frame",
+    )
+    rc = p.add_argument_group("random cameras")
+    pair = {"nargs": 2, "action": OrderedPair, "metavar": ("MIN", "MAX")}
+    rc.add_argument("--azimuth", type=finite_float, default=(-180.0, 180.0), **pair)
+    rc.add_argument("--elevation", type=finite_float, default=(-30.0, 30.0), **pair)
+    rc.add_argument("--roll", type=finite_float, default=(0.0, 0.0), **pair)
+    rc.add_argument(
+        "--distance",
+        type=positive_float,
+        default=None,
+        help="library units (default: 5 to 10 times the animal's size)",
+        **pair,
+    )
+    rc.add_argument("--projection", choices=["pinhole", "weak"], default="pinhole")
+    rc.add_argument(
+        "--up",
+        choices=["x", "y", "z", "-x", "-y", "-z"],
+        default="z",
+        help="the library's up axis (default z)",
+    )
+    p.add_argument("--root", nargs="+", metavar="NAME", help="root keypoint(s) (default: the first)")
+    p.add_argument("--model", choices=["mlp", "temporal"], default="mlp")
+    p.add_argument("--epochs", type=at_least(1), default=None)
+    p.add_argument("--batch-size", type=at_least(2), default=None)
+    p.add_argument("--lr", type=positive_float, default=None)
+    p.add_argument("--patience", type=at_least(0), default=None, help="early stopping (0: off)")
+    p.add_argument("--val-fraction", type=fraction(low_open=True, high_open=True), default=None)
+    p.add_argument("--width", type=at_least(1), help="MLP hidden width (LiftPose3D: 1024)")
+    p.add_argument("--blocks", type=at_least(1), help="MLP residual blocks")
+    p.add_argument("--channels", type=at_least(1), help="temporal model channels")
+    p.add_argument(
+        "--filter-widths", type=odd_width, nargs="+", metavar="W", help="temporal model (odd)"
+    )
+    p.add_argument("--dropout", type=fraction(low_open=False, high_open=True), help="in [0, 1)")
+    p.add_argument(
+        "--noise-2d", type=non_negative_float, help="2D noise, fraction of the pose's 2D size"
+    )
+    p.add_argument("--bone-jitter", type=non_negative_float, help="relative bone-length noise")
+    p.add_argument("--keypoint-dropout", type=fraction(low_open=False, high_open=False))
+    p.add_argument("--frame-dropout", type=fraction(low_open=False, high_open=False))
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _architecture(args: argparse.Namespace) -> dict | None:
+    arch = {
+        name: getattr(args, name)
+        for name in ("width", "blocks", "channels", "filter_widths", "dropout")
+        if getattr(args, name) is not None
+    }
+    for name in arch:
+        kind = _ONLY_FOR.get(name)
+        if kind is not None and kind != args.model:
+            flag = "--" + name.replace("_", "-")
+            raise CliError(f"{PROG} train: {flag} applies to --model {kind}, not {args.model}")
+    return arch or None
+
+
+def _config(args: argparse.Namespace):
+    from napari_liftpose.lifting import TrainConfig
+
+    names = (
+        "epochs",
+        "batch_size",
+        "lr",
+        "patience",
+        "val_fraction",
+        "noise_2d",
+        "bone_jitter",
+        "keypoint_dropout",
+        "frame_dropout",
+    )
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return TrainConfig(
+        model=args.model,
+        architecture=_architecture(args),
+        seed=args.seed,
+        device=args.device,
+        **overrides,
+    )
+
+
+def _camera(args: argparse.Namespace, libraries: list):
+    from napari_liftpose.io import read_poses
+    from napari_liftpose.lifting import KnownCamera, PairedTracks, RandomCameras
+    from napari_liftpose.lifting.camera_defaults import default_distance, up_vector
+    from napari_liftpose.lifting.matching import require_keypoints, require_space
+
+    if args.camera:
+        return KnownCamera(read_camera(args.camera))
+    if args.random_camera:
+        try:
+            return RandomCameras(
+                azimuth=args.azimuth,
+                elevation=args.elevation,
+                roll=args.roll,
+                distance=args.distance or default_distance(libraries),
+                projection=args.projection,
+                up=up_vector(args.up),
+            )
+        except ValueError as err:
+            raise CliError(f"{PROG} train: {err}") from None
+    tracks = [read_poses(p) for p in args.tracks_2d]
+    for path, trk, lib_path, lib in zip(
+        args.tracks_2d, tracks, args.libraries, libraries, strict=True
+    ):
+        require_space(trk, 2, path, "paired with a library")
+        require_keypoints(trk, lib.keypoints, f"the library {lib_path}", path)
+    return PairedTracks(tracks)
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _interrupted_message(output: Path, before: tuple | None) -> str:
+    """What an interrupted run left: a new best model, the old file, or nothing."""
+    from napari_liftpose.lifting.training import resume_path
+
+    now = _file_state(output)
+    if now is not None and now != before:
+        kept = f"the best model so far is in {output}"
+    elif now is not None:
+        kept = f"{output} was not changed (no model written by this run)"
+    else:
+        kept = "no model was written"
+    more = " (continue with --resume)" if resume_path(output).is_file() else ""
+    return f"{output}: training interrupted; {kept}{more}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print where the model went; see :func:`napari_liftpose.lifting.train`."""
+    from napari_liftpose.io import read_poses
+    from napari_liftpose.lifting import train
+    from napari_liftpose.lifting.matching import require_space
+    from napari_liftpose.lifting.training import resume_path
+
+    output = Path(args.output)
+    calibration = split_camera_spec(args.camera)[0] if args.camera else None
+    inputs = [*args.libraries, *(args.tracks_2d or []), calibration]
+    refuse_overwriting_inputs([output, resume_path(output)], inputs)
+    if args.tracks_2d and len(args.tracks_2d) != len(args.libraries):
+        raise CliError(
+            f"{PROG} train: expected one --tracks-2d file per library ({len(args.libraries)}), "
+            f"got {len(args.tracks_2d)}"
+        )
+    config = _config(args)
+    check_writable(output)
+    libraries = [read_poses(p) for p in args.libraries]
+    for path, lib in zip(args.libraries, libraries, strict=True):
+        require_space(lib, 3, path, "for a library")
+    camera = _camera(args, libraries)
+    bar = ProgressBar(not args.quiet)
+    units = libraries[0].units
+
+    def progress(p) -> None:
+        bar.update(
+            p.epoch,
+            p.n_epochs,
+            f"epoch {p.epoch}/{p.n_epochs} loss {number(p.train_loss)} val MPJPE "
+            f"{number(p.val_mpjpe)} {units} (best {number(p.best_val_mpjpe)} @ {p.best_epoch})",
+        )
+
+    before = _file_state(output)
+    try:
+        result = train(
+            libraries, camera, output, config, roots=args.root, progress=progress, resume=args.resume
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        raise CommandInterrupted(_interrupted_message(output, before)) from None
+    finally:
+        bar.close()
+    if result.path is None:
+        why = (
+            "cancelled before any epoch finished"
+            if result.status == "cancelled"
+            else f"no epoch of {result.epochs_run} gave a finite validation error"
+        )
+        raise CliError(f"{output}: no model written: {why}")
+    print(
+        f"wrote {result.path}: {result.status} after {result.epochs_run} epochs, best epoch "
+        f"{result.best_epoch}, validation MPJPE {number(result.val_mpjpe)} {units}, "
+        f"{result.elapsed_s:.1f} s"
+    )
+    return 0
