@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -139,33 +141,138 @@ def read_sleap_analysis(path: str | Path) -> Poses:
 def write_sleap_analysis(poses: Poses, path: str | Path) -> Path:
     """Write 2D ``poses`` as a SLEAP analysis HDF5 (the layout ``sleap-convert`` writes).
 
-    Datasets ``tracks (tracks, 2, nodes, frames)``, ``point_scores``, ``track_occupancy``,
-    ``node_names``, ``track_names``, ``edge_inds``, ``edge_names``, ``video_path``. The write is
-    atomic; returns the path written.
-    """
-    import h5py
+    Poses read from a SLEAP analysis file are written onto a copy of that file: every dataset
+    and attribute is kept as it is (dtype, shape, compression) and only the cells of ``tracks``,
+    ``point_scores`` and ``track_occupancy`` that changed are replaced. Poses from anywhere else
+    get the full layout of ``sleap-convert --format analysis`` (``tracks (tracks, 2, nodes,
+    frames)``, ``track_occupancy``, ``point_scores``, ``instance_scores``, ``tracking_scores``,
+    names, edges, ``labels_path``, ``video_path``, ``video_ind``, ``provenance``), which
+    ``sleap_io.load_file`` opens.
 
-    from napari_liftpose.io.atomic import atomic_path
+    The file is built in memory (h5py never writes to the disk, so a full disk cannot crash
+    the process), written atomically and read back before it replaces ``path``.
+
+    Raises
+    ------
+    PoseFileError
+        If the poses are 3D or the file could not be written (the old file is kept).
+    """
+    from napari_liftpose.io.atomic import atomic_write_bytes, hdf5_image
 
     path = Path(path)
     if poses.n_space != 2:
         raise PoseFileError(path, "SLEAP analysis files hold 2D poses; these poses are 3D")
-    finite = poses.finite_mask()
-    names = [n.encode() for n in poses.keypoints]
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("tracks", data=poses.coords.transpose(1, 3, 2, 0), compression="gzip")
-        f.create_dataset(
-            "point_scores", data=poses.confidence.transpose(1, 2, 0), compression="gzip"
-        )
-        f.create_dataset("track_occupancy", data=finite.any(axis=2).astype(np.uint8))
-        f.create_dataset("node_names", data=np.array(names, dtype="S"))
-        f.create_dataset(
-            "track_names", data=np.array([n.encode() for n in poses.individuals], dtype="S")
-        )
-        f.create_dataset("edge_inds", data=poses.edges.astype(np.int32))
-        f.create_dataset(
-            "edge_names",
-            data=np.array([[names[a], names[b]] for a, b in poses.edges], dtype="S").reshape(-1, 2),
-        )
-        f.create_dataset("video_path", data=poses.video or "")
-    return path
+    source = Path(poses.source) if poses.source else None
+    if poses.source_format == "sleap_analysis" and source is not None and source.is_file():
+        image = _patched_analysis_image(poses, source)
+    else:
+        image = None
+    if image is None:
+        image = hdf5_image(lambda f: _fill_analysis(f, poses))
+    return atomic_write_bytes(path, image, verify=lambda tmp: _same_hdf5_layout(tmp, image))
+
+
+def _patched_analysis_image(poses: Poses, source: Path) -> bytes | None:
+    """The bytes of ``source`` with the changed cells of ``poses`` written into them.
+
+    None if the source's ``tracks`` no longer has the poses' shape (a fresh layout is written).
+    """
+    import io
+
+    import h5py
+
+    from napari_liftpose.io.sleap_writer import changed_mask
+
+    buffer = io.BytesIO(source.read_bytes())
+    with h5py.File(buffer, "r+") as f:  # h5py writes into the in-memory copy, never to disk
+        tracks = f["tracks"]
+        if tracks.shape != poses.coords.transpose(1, 3, 2, 0).shape:
+            return None
+        old = tracks[()].transpose(3, 0, 2, 1)
+        moved = changed_mask(poses.coords, old)
+        if moved.any():
+            new = np.where(moved[..., None], poses.coords, old)
+            tracks[...] = new.transpose(1, 3, 2, 0).astype(tracks.dtype)
+            if "track_occupancy" in f:
+                _patch_occupancy(f["track_occupancy"], poses, moved.any(axis=2))
+        scores = f.get("point_scores")
+        if scores is not None and scores.shape == poses.confidence.transpose(1, 2, 0).shape:
+            old_scores = scores[()].transpose(2, 0, 1)
+            same = (old_scores == poses.confidence) | (
+                np.isnan(old_scores) & np.isnan(poses.confidence)
+            )
+            if not same.all():
+                new_scores = np.where(same, old_scores, poses.confidence)
+                scores[...] = new_scores.transpose(1, 2, 0).astype(scores.dtype)
+    return buffer.getvalue()
+
+
+def _patch_occupancy(dataset, poses: Poses, touched: np.ndarray) -> None:
+    """``track_occupancy (frames, tracks)``: re-computed only where a point changed."""
+    if dataset.shape != touched.shape:
+        return
+    occupancy = dataset[()]
+    occupied = np.isfinite(poses.coords).all(axis=-1).any(axis=-1)
+    new = np.where(touched, occupied.astype(occupancy.dtype), occupancy)
+    if not np.array_equal(new, occupancy):
+        dataset[...] = new
+
+
+def _fill_analysis(f, poses: Poses) -> None:
+    """The datasets and attributes ``sleap-io``'s analysis writer (preset ``matlab``) makes."""
+    occupied = poses.finite_mask().any(axis=2)  # (frames, tracks)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as SLEAP writes
+        instance_scores = np.where(occupied, np.nanmean(poses.confidence, axis=2), np.nan)
+    node_names = [n.encode() for n in poses.keypoints]
+    edges = np.asarray(poses.edges, dtype=np.int64).reshape(-1, 2)
+    arrays = {
+        "tracks": (poses.coords.transpose(1, 3, 2, 0), ["track", "xy", "node", "frame"]),
+        "track_occupancy": (occupied.astype(np.uint8), ["frame", "track"]),
+        "point_scores": (poses.confidence.transpose(1, 2, 0), ["track", "node", "frame"]),
+        "instance_scores": (instance_scores.T, ["track", "frame"]),
+        "tracking_scores": (np.full(occupied.T.shape, np.nan), ["track", "frame"]),
+    }
+    for name, (data, dims) in arrays.items():
+        dataset = f.create_dataset(name, data=data, compression="gzip", compression_opts=9)
+        dataset.attrs["dims"] = json.dumps(dims)
+    f.create_dataset("track_names", data=np.array([n.encode() for n in poses.individuals]))
+    f.create_dataset("node_names", data=np.array(node_names))
+    f.create_dataset(
+        "edge_names",
+        data=np.array([(node_names[a], node_names[b]) for a, b in edges], dtype="S").reshape(-1, 2),
+    )
+    f.create_dataset("edge_inds", data=edges)
+    f.create_dataset("labels_path", data="")
+    f.create_dataset("video_path", data=poses.video or "")
+    f.create_dataset("video_ind", data=0)
+    f.create_dataset("provenance", data=json.dumps({}))
+    f.attrs["preset"] = "matlab"
+    f.attrs["format"] = "analysis"
+
+
+def _same_hdf5_layout(tmp: Path, image: bytes) -> None:
+    """Re-open the written file: the datasets of ``image`` (shapes, dtypes) and its ``tracks``."""
+    import io
+
+    import h5py
+
+    with h5py.File(io.BytesIO(image), "r") as meant, h5py.File(tmp, "r") as written:
+        expected, found = _dataset_layout(meant), _dataset_layout(written)
+        if found != expected:
+            missing = sorted(set(expected) - set(found)) or sorted(set(found) - set(expected))
+            raise ValueError(f"datasets differ from what was written: {missing or 'shapes'}")
+        if not np.array_equal(meant["tracks"][()], written["tracks"][()], equal_nan=True):
+            raise ValueError("tracks differ from what was written")
+
+
+def _dataset_layout(f) -> dict[str, tuple]:
+    import h5py
+
+    layout = {}
+    f.visititems(
+        lambda name, obj: layout.__setitem__(name, (obj.shape, obj.dtype.str))
+        if isinstance(obj, h5py.Dataset)
+        else None
+    )
+    return layout
