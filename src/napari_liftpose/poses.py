@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Poses"]
+__all__ = ["Poses", "as_fps", "as_names"]
 
 
 @dataclass
@@ -162,6 +162,23 @@ class Poses:
         """Boolean ``(frames, individuals, keypoints)``: True where every coordinate is finite."""
         return np.isfinite(self.coords).all(axis=-1)
 
+    def without_infinite(self) -> tuple[Poses, int]:
+        """Points with an infinite coordinate made missing (all NaN).
+
+        Returns
+        -------
+        tuple
+            ``(poses, n)``: the poses (``self`` when nothing changed, else a copy) and the
+            number of points that had an infinite coordinate.
+        """
+        bad = np.isinf(self.coords).any(axis=-1)
+        n = int(bad.sum())
+        if n == 0:
+            return self, 0
+        coords = self.coords.copy()
+        coords[bad] = np.nan
+        return self.copy(coords=coords), n
+
 
 def _check_names(what: str, names: list[str], expected: int, where: str) -> None:
     if len(names) != expected:
@@ -170,3 +187,49 @@ def _check_names(what: str, names: list[str], expected: int, where: str) -> None
     duplicates = sorted({n for n in names if n in seen or seen.add(n)})
     if duplicates:
         raise ValueError(f"{what}: expected unique names, got duplicates {duplicates}{where}")
+
+
+def as_fps(value: object) -> float | None:
+    """Check a frame rate read from a file: one finite positive number (or None / NaN: unknown).
+
+    Raises
+    ------
+    ValueError
+        ``"fps: expected one positive number, got ..."``.
+    """
+    if value is None:
+        return None
+    array = np.asarray(value)
+    if array.size != 1 or array.dtype.kind not in "iuf":
+        raise ValueError(f"fps: expected one positive number, got {_describe(array)}")
+    fps = float(array.reshape(()))
+    if np.isnan(fps):
+        return None
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps: expected one positive number, got {fps}")
+    return fps
+
+
+def as_names(value: object, what: str) -> list[str]:
+    """Check a list of names read from a file: a 1-D array of (UTF-8) strings.
+
+    Raises
+    ------
+    ValueError
+        ``"<what>: expected a 1-D array of names, got ..."``.
+    """
+    array = np.asarray(value)
+    if array.ndim != 1 or array.dtype.kind not in "US":
+        raise ValueError(f"{what}: expected a 1-D array of names, got {_describe(array)}")
+    if array.dtype.kind == "U":
+        return [str(v) for v in array]
+    try:
+        return [bytes(v).decode("utf-8") for v in array]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what}: expected UTF-8 names, got undecodable bytes ({err})") from None
+
+
+def _describe(array: np.ndarray) -> str:
+    if array.ndim == 0:
+        return f"a 0-d {array.dtype} array"
+    return f"a {array.dtype} array of shape {array.shape}"

@@ -178,6 +178,39 @@ class KnownCamera:
         """
         return self.camera.project(points), self.camera.to_camera_frame(points)
 
+    def check_sees(self, points: np.ndarray, where: str = "the library") -> None:
+        """Refuse a camera that does not see the 3D ``points`` (world coordinates, ``(..., 3)``).
+
+        Most finite points must be in front of the camera (``z > 0`` in its coordinates) and
+        project to finite pixels; a calibration whose rotation or translation puts the animal
+        behind the camera would otherwise train on nothing but missing inputs.
+
+        Raises
+        ------
+        ValueError
+            Naming the camera, the fraction of points behind it, and ``where``.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0:
+            return
+        z = self.camera.to_camera_frame(points)[:, 2]
+        behind = float(np.mean(~(z > 0)))
+        if behind > 0.5:
+            raise ValueError(
+                f"camera {self.camera.name!r}: {behind:.0%} of the points of {where} are behind "
+                "it (z <= 0 in camera coordinates); check the calibration's rotation and "
+                "translation (anipose convention: camera point = R @ world point + t)"
+            )
+        with np.errstate(all="ignore"):
+            uv = self.camera.project(points[z > 0])
+        bad = float(np.mean(~np.isfinite(uv).all(axis=1)))
+        if bad > 0.5:
+            raise ValueError(
+                f"camera {self.camera.name!r}: {bad:.0%} of the points of {where} in front of "
+                "it project to non-finite pixels; check the calibration's matrix and distortions"
+            )
+
 
 @dataclass
 class RandomCameras:

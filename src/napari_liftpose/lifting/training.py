@@ -3,9 +3,10 @@
 :func:`train` is safe to call from a worker thread: it keeps no global state (its random numbers
 come from its own generators, torch's global seed and thread count are left alone), reports
 through a ``progress`` callback and ``logging``, and stops within one batch when ``cancel`` is
-set. The best model so far is written atomically to ``output`` whenever the validation error
-improves, so a cancelled or failed run leaves the last good model behind; the optimiser state is
-kept beside it in ``<output>.resume.safetensors`` so that ``resume=True`` continues the run.
+set. The best model so far is kept in memory; ``output`` is written (atomically, verified) only
+when training ends, so an existing model file is never replaced mid-run and a killed run leaves
+it untouched. The optimiser state and the best weights are kept in
+``<output>.resume.safetensors`` during the run so that ``resume=True`` continues it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ import torch
 
 from napari_liftpose.io.calibration import Camera
 from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
-from napari_liftpose.lifting.checkpoint import load_checkpoint, save_checkpoint
+from napari_liftpose.lifting.checkpoint import ModelFileError, load_checkpoint, save_checkpoint
 from napari_liftpose.lifting.data import Augmentation, PairedTracks, PoseSamples
+from napari_liftpose.lifting.lifter_meta import (
+    MAX_BLOCKS,
+    MAX_LAYERS,
+    MAX_PARAMETERS,
+    MAX_RECEPTIVE_FIELD,
+    MAX_WIDTH,
+)
 from napari_liftpose.lifting.models import (
     build_model,
     default_architecture,
@@ -103,6 +111,38 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     chunk: int = 8
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (also called by :func:`train`, in case fields were changed later).
+
+        Raises
+        ------
+        ValueError
+            ``"<field>: expected X, got Y"`` for the first bad field.
+        """
+        if self.model not in ("mlp", "temporal"):
+            raise ValueError(f"model: expected 'mlp' or 'temporal', got {self.model!r}")
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1, optional=True)
+        _check_number("lr", self.lr, low=0.0, low_open=True, optional=True)
+        _check_number("lr_final", self.lr_final, low=0.0, high=1.0)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, open_=True)
+        _check_int("patience", self.patience, 0)
+        _check_int("seed", self.seed, 0)
+        _check_int("chunk", self.chunk, 1)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device: expected a device name, got {self.device!r}")
+        for name in ("noise_2d", "bone_jitter"):
+            _check_number(name, getattr(self, name), low=0.0, optional=True)
+        for name in ("keypoint_dropout", "frame_dropout"):
+            _check_number(name, getattr(self, name), 0.0, 1.0, high_open=True, optional=True)
+        _check_number("dropout_samples", self.dropout_samples, low=0.0, high=1.0)
+        _check_number("max_grad_norm", self.max_grad_norm, low=0.0)
+        _check_architecture(self.model, self.architecture)
+
     @property
     def step_size(self) -> int:
         """Output frames per optimisation step, with the model type's default."""
@@ -138,6 +178,94 @@ class TrainConfig:
         )
 
 
+_ARCH_KEYS = {
+    "mlp": ("width", "blocks", "dropout"),
+    "temporal": ("filter_widths", "channels", "dropout"),
+}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None, optional=False) -> None:
+    if value is None and optional:
+        return
+    ok = _is_int(value) and value >= low and (high is None or value <= high)
+    if not ok:
+        bound = f">= {low}" if high is None else f"{low}..{high}"
+        raise ValueError(f"{name}: expected an integer {bound}, got {value!r}")
+
+
+def _check_number(
+    name: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    open_: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> None:
+    if value is None and optional:
+        return
+    low_open, high_open = low_open or open_, high_open or open_
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool
+    )
+    ok = number and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            bound = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+
+
+def _check_architecture(model: str, architecture: object) -> None:
+    if architecture is None:
+        return
+    if not isinstance(architecture, dict):
+        raise ValueError(f"architecture: expected a dict, got {architecture!r}")
+    allowed = _ARCH_KEYS[model]
+    unknown = [k for k in architecture if k not in allowed and k != "type"]
+    if unknown:
+        raise ValueError(
+            f"architecture: expected keys among {list(allowed)} for {model}, got {unknown}"
+        )
+    if architecture.get("type", model) != model:
+        raise ValueError(f"architecture type: expected {model!r}, got {architecture['type']!r}")
+    if "width" in architecture:
+        _check_int("width", architecture["width"], 1, MAX_WIDTH)
+    if "channels" in architecture:
+        _check_int("channels", architecture["channels"], 1, MAX_WIDTH)
+    if "blocks" in architecture:
+        _check_int("blocks", architecture["blocks"], 1, MAX_BLOCKS)
+    if "dropout" in architecture:
+        _check_number("dropout", architecture["dropout"], 0.0, 1.0, high_open=True)
+    if "filter_widths" in architecture:
+        widths = architecture["filter_widths"]
+        if (
+            not isinstance(widths, list | tuple)
+            or not 1 <= len(widths) <= MAX_LAYERS
+            or not all(_is_int(w) and w >= 1 and w % 2 == 1 for w in widths)
+        ):
+            raise ValueError(
+                f"filter_widths: expected 1..{MAX_LAYERS} odd integers >= 1, got {widths!r}"
+            )
+        if math.prod(widths) > MAX_RECEPTIVE_FIELD:
+            raise ValueError(
+                f"filter_widths: expected a receptive field (their product) of at most "
+                f"{MAX_RECEPTIVE_FIELD} frames, got {math.prod(widths)}"
+            )
+
+
 @dataclass
 class Progress:
     """What the ``progress`` callback receives after every epoch."""
@@ -156,8 +284,12 @@ class Progress:
 class TrainResult:
     """Outcome of :func:`train`.
 
-    ``status`` is ``"finished"`` (all epochs), ``"early_stopped"`` or ``"cancelled"``; ``path`` is
-    the model file (holding the best epoch's weights), or None if no epoch finished.
+    ``status`` says why training stopped: ``"finished"`` (all epochs), ``"early_stopped"``,
+    ``"cancelled"``, ``"interrupted"`` (``KeyboardInterrupt``/``SystemExit``), ``"failed"``
+    (another exception), or ``"no_improvement"`` (it ran, but no epoch gave a finite validation
+    error, so there was no model to write). ``written`` says whether the model file was written;
+    ``path`` is that file (holding the best epoch's weights), or None if nothing was written
+    (an existing file at ``output`` is then unchanged).
     """
 
     path: Path | None
@@ -167,6 +299,28 @@ class TrainResult:
     epochs_run: int
     elapsed_s: float
     history: list[dict] = field(default_factory=list)
+    written: bool = False
+    output: Path | None = None
+
+    def summary(self) -> str:
+        """One line for a user: what happened and where the model is (or that none was written)."""
+        if self.written:
+            return (
+                f"{self.path}: training {self.status.replace('_', ' ')} after {self.epochs_run} "
+                f"epochs; wrote the best model (epoch {self.best_epoch}, validation MPJPE "
+                f"{self.val_mpjpe:.4g})"
+            )
+        target = self.output or "the model file"
+        kept = "any existing file there is unchanged"
+        if self.status == "no_improvement":
+            return (
+                f"{target}: no model written: no epoch of {self.epochs_run} gave a finite "
+                f"validation error (check the library and the camera); {kept}"
+            )
+        return (
+            f"{target}: training {self.status.replace('_', ' ')} after {self.epochs_run} epochs "
+            f"before any epoch finished with a finite validation error; no model written; {kept}"
+        )
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -263,18 +417,27 @@ def train(
     cancel: threading.Event | Callable[[], bool] | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Train a lifter on a 3D library and write it to ``output``.
+    """Train a lifter on a 3D library and write it to ``output`` when training ends.
+
+    The best model is kept in memory while training runs; ``output`` is written (atomically)
+    only once training ends: all epochs done, stopped early, cancelled, interrupted
+    (``KeyboardInterrupt``, ``SystemExit``) or failed, and only if some epoch gave a finite
+    validation error. An existing ``output`` is therefore never replaced mid-run, and a run killed
+    outright leaves it untouched. The state needed to continue (including the best weights) is
+    kept in ``<output>.resume.safetensors`` during the run.
 
     Parameters
     ----------
     library : Poses or sequence of Poses
         3D poses ``(frames, individuals, keypoints, 3)``; several files must share keypoint names
         (they are reordered to the first file's order). Every individual is one sequence.
+        Points with an infinite coordinate are treated as missing (with a logged warning).
     camera : Camera, KnownCamera, RandomCameras or PairedTracks
         How 2D inputs are made (see :mod:`napari_liftpose.lifting.cameras`). With a camera the
         3D targets are in the camera frame; with :class:`PairedTracks` in the library's frame.
+        A known camera must see the library (most points in front of it).
     output : str or Path
-        The model file (``.safetensors``) to write.
+        The model file (``.safetensors``) to write; it may not be one of the input files.
     config : TrainConfig, optional
         Hyper-parameters; defaults if omitted.
     roots : sequence of str, optional
@@ -285,38 +448,56 @@ def train(
         Called with a :class:`Progress` after every epoch.
     cancel : threading.Event or callable, optional
         Checked before every batch; when set (or returning True) training stops and the best
-        model so far is kept.
+        model so far is written.
     resume : bool
         Continue from ``<output>.resume.safetensors`` if it exists.
 
     Returns
     -------
     TrainResult
-        Where the model is, why training stopped, and the validation history.
+        Where the model is (``path`` None and ``written`` False if nothing was written), why
+        training stopped, and the validation history.
+
+    Raises
+    ------
+    ValueError
+        For a bad config, library, camera or output (before any training).
+    ModelFileError
+        If ``output`` or the resume file cannot be written or read.
+
+    Notes
+    -----
+    An exception raised while training (``KeyboardInterrupt`` included) propagates after the
+    best model so far was written; it carries the :class:`TrainResult` as ``train_result``.
     """
     config = config or TrainConfig()
-    if config.model not in ("mlp", "temporal"):
-        raise ValueError(f"model: expected 'mlp' or 'temporal', got {config.model!r}")
-    if config.epochs < 1 or config.step_size < 2:
-        raise ValueError("epochs must be >= 1 and batch_size >= 2")
+    config.validate()
     start_time = time.perf_counter()
     output = Path(output)
     libraries = [library] if isinstance(library, Poses) else list(library)
     if not libraries:
         raise ValueError("library: expected at least one 3D pose file")
     camera = _as_camera(camera)
+    _check_output(output, libraries, camera)
+    libraries = [_without_infinite(p, "library") for p in libraries]
+    if isinstance(camera, PairedTracks):
+        camera = PairedTracks([_without_infinite(p, "2D tracks") for p in camera.tracks])
     keypoints = list(libraries[0].keypoints)
     layout = RootLayout.from_names(keypoints, roots, target_sets)
     device = resolve_device(config.device)
     arch = config.resolved_architecture()
     temporal = config.model == "temporal"
     n_outputs = 3 * (len(keypoints) - 1)
+    _check_size(arch, len(keypoints), n_outputs)
 
     init_gen = torch.Generator().manual_seed(config.seed)
     model = build_model(arch, len(keypoints), n_outputs)
     init_weights(model, init_gen)
     model.to(device)
     samples = PoseSamples(libraries, layout, camera, window=model.receptive_field)
+    if isinstance(camera, KnownCamera):
+        for lib in libraries:
+            camera.check_sees(lib.select_keypoints(keypoints).coords, lib.source or lib.name)
     train_idx, val_idx = samples.split(config.val_fraction)
     if len(train_idx) < 2 or len(val_idx) < 1:
         raise ValueError(
@@ -361,25 +542,16 @@ def train(
     first_epoch = 0
     resume_file = resume_path(output)
     if resume and resume_file.is_file():
-        first_epoch = _restore(
+        first_epoch, norm = _restore(
             resume_file, model, optimizer, rng, shuffle_gen, drop_gen, meta, history, best
         )
-        norm = Normalization.from_tensors(load_checkpoint(resume_file)[0])
         val = _Tensors(vx, vconf, voff, norm, temporal, device)
         log.info("resuming %s at epoch %d", output, first_epoch + 1)
 
     status = "finished"
-    last_resume_write = time.perf_counter()
+    last_resume_write = -math.inf
     epoch = first_epoch
     stale = 0 if best["epoch"] is None else first_epoch - best["epoch"]
-
-    def write_best() -> None:
-        meta_now = {
-            **meta,
-            "metrics": {"val_mpjpe": best["val_mpjpe"], "best_epoch": best["epoch"]},
-            "history": history,
-        }
-        save_checkpoint(output, {**best["state"], **norm.to_tensors()}, meta_now)
 
     def write_resume(completed: int) -> None:
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -387,15 +559,43 @@ def train(
         tensors.update(_optimizer_tensors(optimizer))
         tensors["resume.shuffle_gen"] = shuffle_gen.get_state()
         tensors["resume.drop_gen"] = drop_gen.get_state()
+        if best["state"] is not None:
+            tensors.update({f"resume.best.{k}": v for k, v in best["state"].items()})
         state = {
             **meta,
             "history": history,
             "epoch": completed,
             "best_epoch": best["epoch"],
-            "best_val_mpjpe": best["val_mpjpe"],
+            "best_val_mpjpe": best["val_mpjpe"] if best["epoch"] is not None else None,
             "rng": rng.bit_generator.state,
         }
         save_checkpoint(resume_file, tensors, _jsonable(state))
+
+    def finish(how: str) -> TrainResult:
+        """Write the best model (if any epoch improved) and describe the run."""
+        written = False
+        if best["state"] is not None:
+            meta_now = {
+                **meta,
+                "status": how,
+                "metrics": {"val_mpjpe": best["val_mpjpe"], "best_epoch": best["epoch"]},
+                "history": history,
+            }
+            save_checkpoint(output, {**best["state"], **norm.to_tensors()}, _jsonable(meta_now))
+            written = True
+        elif how in ("finished", "early_stopped"):
+            how = "no_improvement"
+        return TrainResult(
+            path=output if written else None,
+            status=how,
+            best_epoch=best["epoch"],
+            val_mpjpe=None if best["epoch"] is None else best["val_mpjpe"],
+            epochs_run=len(history),
+            elapsed_s=time.perf_counter() - start_time,
+            history=history,
+            written=written,
+            output=output,
+        )
 
     try:
         for epoch in range(first_epoch, config.epochs):
@@ -450,13 +650,15 @@ def train(
                     "lr": lr,
                 }
             )
-            if val_mpjpe < best["val_mpjpe"]:
+            if val_mpjpe < best["val_mpjpe"]:  # False for NaN: a diverged epoch never wins
                 best.update(
                     epoch=epoch + 1,
                     val_mpjpe=val_mpjpe,
-                    state={f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()},
+                    state={
+                        f"model.{k}": v.detach().to("cpu", copy=True)
+                        for k, v in model.state_dict().items()
+                    },
                 )
-                write_best()
                 stale = 0
             else:
                 stale += 1
@@ -468,6 +670,10 @@ def train(
                 val_loss,
                 val_mpjpe,
             )
+            # the resume state first: a kill after the progress report loses no epoch
+            if epoch + 1 < config.epochs and time.perf_counter() - last_resume_write > 5.0:
+                write_resume(len(history))
+                last_resume_write = time.perf_counter()
             if progress is not None:
                 progress(
                     Progress(
@@ -481,47 +687,70 @@ def train(
                         time.perf_counter() - start_time,
                     )
                 )
-            if time.perf_counter() - last_resume_write > 5.0:
-                write_resume(len(history))
-                last_resume_write = time.perf_counter()
             if config.patience and stale >= config.patience:
                 status = "early_stopped"
                 break
-    except BaseException:
-        if best["state"] is not None:
-            log.warning(
-                "training failed at epoch %d; keeping the best model (epoch %s) in %s",
-                epoch + 1,
-                best["epoch"],
-                output,
-            )
+    except BaseException as err:
+        how = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+        err.train_result = _save_after_error(finish, write_resume, how, history, output)  # type: ignore[attr-defined]
         raise
-    epochs_run = len(history)
     if status == "cancelled":
-        write_resume(epochs_run)
-    elif resume_file.exists():
+        write_resume(len(history))
+    result = finish(status)
+    if status != "cancelled" and resume_file.exists():
         resume_file.unlink()
-    if best["state"] is not None:
-        meta["status"] = status
-        write_best()
-    elapsed = time.perf_counter() - start_time
-    log.info(
-        "training %s after %d epochs (best %s, val MPJPE %.4g) in %.1f s",
-        status,
-        epochs_run,
-        best["epoch"],
-        best["val_mpjpe"],
-        elapsed,
-    )
-    return TrainResult(
-        path=output if best["state"] is not None else None,
-        status=status,
-        best_epoch=best["epoch"],
-        val_mpjpe=None if best["epoch"] is None else best["val_mpjpe"],
-        epochs_run=epochs_run,
-        elapsed_s=elapsed,
-        history=history,
-    )
+    log.info(result.summary())
+    return result
+
+
+def _save_after_error(finish, write_resume, how, history, output) -> TrainResult | None:
+    """Write the best model and the resume state after an exception; never raise."""
+    result = None
+    try:
+        result = finish(how)
+        write_resume(len(history))
+    except Exception as err:  # the original exception matters more; say what was lost
+        log.error("%s: could not save after training %s: %s", output, how, err)
+    if result is not None:
+        log.warning(result.summary())
+    return result
+
+
+def _without_infinite(poses: Poses, what: str) -> Poses:
+    poses, n = poses.without_infinite()
+    if n:
+        log.warning(
+            "%s: %d point(s) of the %s have an infinite coordinate; treating them as missing",
+            poses.source or poses.name,
+            n,
+            what,
+        )
+    return poses
+
+
+def _check_output(output: Path, libraries: Sequence[Poses], camera) -> None:
+    """Refuse an output that is a folder, in a missing folder, or one of the input files."""
+    if output.is_dir():
+        raise ModelFileError(output, "cannot write: is a folder; expected a .safetensors file name")
+    if not output.parent.is_dir():
+        raise ModelFileError(output, f"cannot write: folder {output.parent} does not exist")
+    sources = [p.source for p in libraries]
+    if isinstance(camera, PairedTracks):
+        sources += [p.source for p in camera.tracks]
+    target = output.resolve()
+    for source in sources:
+        if source and Path(source).resolve() == target:
+            raise ValueError(f"{output}: is an input file; refusing to overwrite it with a model")
+
+
+def _check_size(arch: dict, n_keypoints: int, n_outputs: int) -> None:
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in build_model(arch, n_keypoints, n_outputs).parameters())
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(
+            f"architecture: expected at most {MAX_PARAMETERS:,} parameters, got {n_params:,} "
+            f"({arch})"
+        )
 
 
 def _jsonable(value):
@@ -544,33 +773,53 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tens
     return out
 
 
-def _restore(path, model, optimizer, rng, shuffle_gen, drop_gen, meta, history, best) -> int:
+def _restore(
+    path, model, optimizer, rng, shuffle_gen, drop_gen, meta, history, best
+) -> tuple[int, Normalization]:
+    """Load a resume file into the run's objects; returns (completed epochs, normalisation).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the resume file, if it belongs to another run or cannot be used.
+    """
     tensors, saved = load_checkpoint(path)
     for key in ("architecture", "keypoints", "roots", "target_sets", "camera"):
         if saved.get(key) != _jsonable(meta[key]):
-            raise ValueError(f"{path}: cannot resume: {key} differs from this run's")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    device = next(model.parameters()).device
-    model.to(device)
-    opt_state = copy.deepcopy(optimizer.state_dict())
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("resume.opt."):
-            _, _, i, name = k.split(".", 3)
-            state.setdefault(int(i), {})[name] = v if name == "step" else v.to(device)
-    opt_state["state"] = state
-    optimizer.load_state_dict(opt_state)
-    shuffle_gen.set_state(tensors["resume.shuffle_gen"])
-    drop_gen.set_state(tensors["resume.drop_gen"])
-    rng.bit_generator.state = saved["rng"]
-    history[:] = saved.get("history", [])
-    if saved.get("best_epoch") is not None and Path(path).exists():
-        best_file = Path(str(path)[: -len(".resume.safetensors")])
-        if best_file.is_file():
-            best_tensors, _ = load_checkpoint(best_file)
-            best.update(
-                epoch=saved["best_epoch"],
-                val_mpjpe=saved["best_val_mpjpe"],
-                state={k: v for k, v in best_tensors.items() if k.startswith("model.")},
+            raise ModelFileError(
+                path, f"cannot resume: {key} differs from this run's (delete it to start over)"
             )
-    return int(saved["epoch"])
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        device = next(model.parameters()).device
+        model.to(device)
+        opt_state = copy.deepcopy(optimizer.state_dict())
+        state: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("resume.opt."):
+                _, _, i, name = k.split(".", 3)
+                state.setdefault(int(i), {})[name] = v if name == "step" else v.to(device)
+        opt_state["state"] = state
+        optimizer.load_state_dict(opt_state)
+        shuffle_gen.set_state(tensors["resume.shuffle_gen"])
+        drop_gen.set_state(tensors["resume.drop_gen"])
+        rng.bit_generator.state = saved["rng"]
+        norm = Normalization.from_tensors(tensors)
+        history[:] = list(saved.get("history", []))
+        completed = int(saved["epoch"])
+        if saved.get("best_epoch") is not None:
+            state_best = {k[12:]: v for k, v in tensors.items() if k.startswith("resume.best.")}
+            if not state_best:
+                raise KeyError("resume.best.* (the best weights)")
+            best.update(
+                epoch=int(saved["best_epoch"]),
+                val_mpjpe=float(saved["best_val_mpjpe"]),
+                state=state_best,
+            )
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+        raise ModelFileError(
+            path,
+            f"cannot resume: incomplete or inconsistent resume file ({err}); delete it to "
+            "start over",
+        ) from None
+    return completed, norm
