@@ -270,9 +270,10 @@ def _dataset_layout(f) -> dict[str, tuple]:
     import h5py
 
     layout = {}
-    f.visititems(
-        lambda name, obj: layout.__setitem__(name, (obj.shape, obj.dtype.str))
-        if isinstance(obj, h5py.Dataset)
-        else None
-    )
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset):
+            layout[name] = (obj.shape, obj.dtype.str)
+
+    f.visititems(visit)
     return layout

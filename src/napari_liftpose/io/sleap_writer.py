@@ -169,7 +169,9 @@ def _embedded_frames(path: Path) -> int:
         return sum(
             len(group["frame_numbers"])
             for name, group in f.items()
-            if name.startswith("video") and isinstance(group, h5py.Group) and "frame_numbers" in group
+            if name.startswith("video")
+            and isinstance(group, h5py.Group)
+            and "frame_numbers" in group
         )
 
 
