@@ -261,3 +261,22 @@ def test_a_network_too_big_to_load_is_not_trained(fly_small, camera, tmp_path):
     config = TrainConfig(epochs=1, device="cpu", architecture={"width": 16000, "blocks": 1})
     with pytest.raises(ValueError, match="parameters"):
         train(fly_small, camera, tmp_path / "m.safetensors", config)
+
+
+def test_sigint_under_the_cli_guard_still_writes_the_best(fly_small, camera, old_model, tmp_path):
+    from napari_liftpose.io import interrupts
+
+    out = tmp_path / "model.safetensors"
+    out.write_bytes(old_model)
+
+    def progress(p):
+        if p.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with interrupts.interrupt_guard(), pytest.raises(KeyboardInterrupt) as info:
+        train(fly_small, camera, out, TrainConfig(epochs=5, **TINY), progress=progress)
+    assert interrupts.pending() == signal.SIGINT  # still reported to the CLI
+    interrupts.clear()
+    assert info.value.train_result.written and out.read_bytes() != old_model
+    assert load_lifter(out).meta["status"] == "interrupted"
+    assert leftover_temp_files(tmp_path) == []

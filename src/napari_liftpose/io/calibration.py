@@ -18,6 +18,20 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = ["Camera", "read_calibration", "write_calibration", "rodrigues", "is_calibration_file"]
 
 
+def _floats(what: str, value, shape: tuple | None, kind: str = "") -> np.ndarray:
+    """``value`` as a float array of ``shape``, all finite, or a ValueError saying what is wrong."""
+    expected = kind or (f"shape {shape}" if shape else "numbers")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected {expected} of numbers, got {value!r:.80}") from None
+    if shape is not None and array.shape != shape:
+        raise ValueError(f"{what}: expected {expected} {shape}, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what}: expected finite numbers, got {array.tolist()}")
+    return array
+
+
 def rodrigues(rvec: np.ndarray) -> np.ndarray:
     """Rotation matrix ``(3, 3)`` of a Rodrigues (axis * angle) vector, as OpenCV's ``Rodrigues``."""
     rvec = np.asarray(rvec, dtype=np.float64).reshape(3)
@@ -45,11 +59,27 @@ class Camera:
     size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        self.matrix = np.asarray(self.matrix, dtype=np.float64).reshape(3, 3)
-        self.rotation = np.asarray(self.rotation, dtype=np.float64).reshape(3)
-        self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
-        dist = np.zeros(5) if self.distortions is None else np.asarray(self.distortions, float)
-        self.distortions = np.pad(dist.ravel(), (0, max(0, 5 - dist.size)))[:5]
+        self.matrix = _floats("matrix", self.matrix, (3, 3))
+        self.rotation = _floats("rotation", self.rotation, (3,), "a Rodrigues vector")
+        self.translation = _floats("translation", self.translation, (3,))
+        dist = np.zeros(5) if self.distortions is None else self.distortions
+        dist = _floats("distortions", dist, None).ravel()
+        if dist.size > 5:
+            raise ValueError(f"distortions: expected up to 5 numbers, got {dist.size}")
+        self.distortions = np.pad(dist, (0, 5 - dist.size))
+        fx, fy = self.matrix[0, 0], self.matrix[1, 1]
+        if not (fx > 0 and fy > 0):
+            raise ValueError(
+                f"matrix: expected positive focal lengths fx, fy (matrix[0][0], matrix[1][1]), "
+                f"got {fx:g}, {fy:g}"
+            )
+        if self.size is not None:
+            size = tuple(self.size) if isinstance(self.size, list | tuple) else (self.size,)
+            if len(size) != 2 or not all(
+                isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in size
+            ):
+                raise ValueError(f"size: expected [width, height] in pixels, got {self.size!r}")
+            self.size = (int(size[0]), int(size[1]))
 
     @property
     def rotation_matrix(self) -> np.ndarray:
@@ -99,34 +129,64 @@ def read_calibration(path: str | Path) -> dict[str, Camera]:
     Raises
     ------
     PoseFileError
-        If the file is missing, is not TOML, or a camera table lacks a field.
+        If the file is missing or unreadable, is not TOML, a camera table lacks a field or holds
+        a malformed one (non-finite numbers, non-positive focal lengths, wrong shapes), or two
+        cameras share a name.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise PoseFileError(path, "is a folder; expected an anipose calibration.toml file")
+    if not path.exists():
         raise PoseFileError(path, "file not found")
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise PoseFileError(path, f"cannot read: {err.strerror or err}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise PoseFileError(path, f"not a TOML calibration file ({err})") from None
     cameras: dict[str, Camera] = {}
+    sections: dict[str, str] = {}
     for key, cam in table.items():
         if not key.startswith("cam_"):
             continue
-        try:
-            camera = Camera(
-                name=str(cam.get("name", key)),
-                matrix=cam["matrix"],
-                rotation=cam["rotation"],
-                translation=cam["translation"],
-                distortions=cam.get("distortions"),
-                size=tuple(cam["size"]) if "size" in cam else None,
+        camera = _camera(path, key, cam)
+        if camera.name in cameras:
+            raise PoseFileError(
+                path,
+                f"cameras [{sections[camera.name]}] and [{key}] are both named {camera.name!r}; "
+                "expected unique camera names",
             )
-        except (KeyError, ValueError) as err:
-            raise PoseFileError(path, f"camera table [{key}] is incomplete: {err}") from None
         cameras[camera.name] = camera
+        sections[camera.name] = key
     if not cameras:
         raise PoseFileError(path, "no [cam_*] tables: not an anipose calibration file")
     return cameras
+
+
+def _camera(path: Path, key: str, cam: object) -> Camera:
+    """One ``[cam_*]`` table -> Camera; every problem names the file and the table."""
+    if not isinstance(cam, dict):
+        raise PoseFileError(
+            path,
+            f"[{key}]: expected a table of camera fields, got {type(cam).__name__} {cam!r:.80}",
+        )
+    missing = [f for f in ("matrix", "rotation", "translation") if f not in cam]
+    if missing:
+        raise PoseFileError(path, f"camera table [{key}] is incomplete: missing {missing}")
+    name = cam.get("name", key)
+    if not isinstance(name, str) or not name:
+        raise PoseFileError(path, f"[{key}] name: expected a non-empty string, got {name!r:.80}")
+    try:
+        return Camera(
+            name=name,
+            matrix=cam["matrix"],
+            rotation=cam["rotation"],
+            translation=cam["translation"],
+            distortions=cam.get("distortions"),
+            size=cam.get("size"),
+        )
+    except ValueError as err:
+        raise PoseFileError(path, f"camera [{key}] ({name!r}): {err}") from None
 
 
 def write_calibration(cameras: dict[str, Camera] | list[Camera], path: str | Path) -> Path:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from napari_liftpose.io.atomic import atomic_write_bytes
 from napari_liftpose.io.errors import PoseFileError
 
 __all__ = [
@@ -50,9 +49,10 @@ class ModelFileError(PoseFileError):
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write tensors and metadata to ``path`` atomically and verified.
 
-    The file is written to a temporary file in the target folder, flushed, fsynced, re-opened
-    and checked (tensor names and shapes, metadata) and only then renamed onto ``path``; on any
-    error the old file is left as it was and the temporary file is removed.
+    The file is written to a temporary file in the target folder (plain Python I/O), fsynced,
+    re-opened and checked (tensor names and shapes, metadata) and only then renamed onto
+    ``path`` (:func:`napari_liftpose.io.atomic.atomic_write_bytes`); on any error the old file
+    is left as it was and the temporary file is removed.
 
     Parameters
     ----------
@@ -91,49 +91,20 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     data = save(payload, metadata={_META_KEY: json.dumps(header, allow_nan=True)})
 
     def verify(tmp: Path) -> None:
-        try:
-            with safe_open(str(tmp), framework="pt", device="cpu") as f:
-                found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-                ok = (f.metadata() or {}).get(_META_KEY) is not None
-        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise ModelFileError(
-                path, f"cannot write: the written file does not read back ({err})"
-            ) from None
-        if found != shapes or not ok:
-            raise ModelFileError(path, "cannot write: the written file does not read back intact")
+        with safe_open(str(tmp), framework="pt", device="cpu") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            if (f.metadata() or {}).get(_META_KEY) is None:
+                raise ValueError("the napari-liftpose metadata is missing")
+        if found != shapes:
+            raise ValueError("the tensors' names or shapes differ from those written")
 
-    _atomic_write(path, data, verify)
-    return path
-
-
-def _atomic_write(path: Path, data: bytes, verify) -> None:
-    """Temp file in ``path``'s folder, fsync, ``verify(tmp)``, rename; the old file survives errors."""
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        verify(Path(tmp))
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(path.parent)
-    except OSError as err:
-        raise ModelFileError(path, f"cannot write: {err.strerror or err}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write_bytes(path, data, verify=verify)
+    except ModelFileError:
+        raise
+    except PoseFileError as err:
+        raise ModelFileError(path, err.problem) from None
+    return path
 
 
 def _refuse_pickle(path: Path) -> None:

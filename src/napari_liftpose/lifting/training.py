@@ -11,6 +11,7 @@ it untouched. The optimiser state and the best weights are kept in
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_liftpose.io import interrupts
 from napari_liftpose.io.calibration import Camera
 from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
 from napari_liftpose.lifting.checkpoint import ModelFileError, load_checkpoint, save_checkpoint
@@ -704,16 +706,35 @@ def train(
 
 
 def _save_after_error(finish, write_resume, how, history, output) -> TrainResult | None:
-    """Write the best model and the resume state after an exception; never raise."""
+    """Write the best model and the resume state after an exception; never raise an error."""
     result = None
     try:
-        result = finish(how)
-        write_resume(len(history))
+        with _publish_despite_interrupt():
+            result = finish(how)
+            write_resume(len(history))
     except Exception as err:  # the original exception matters more; say what was lost
         log.error("%s: could not save after training %s: %s", output, how, err)
     if result is not None:
         log.warning(result.summary())
     return result
+
+
+@contextlib.contextmanager
+def _publish_despite_interrupt():
+    """Let the deliberate save of the best model after Ctrl+C / SIGTERM publish its file.
+
+    :mod:`napari_liftpose.io.atomic` renames nothing while a signal is pending (so that a
+    swallowed interrupt cannot publish a half-made file); saving the best model so far is what
+    the interrupt asks for here, so the pending signal is set aside during the save and
+    restored after it.
+    """
+    signum = interrupts.pending()
+    interrupts.clear()
+    try:
+        yield
+    finally:
+        if signum is not None:
+            interrupts._pending = signum  # noqa: SLF001  (no public setter; see the module)
 
 
 def _without_infinite(poses: Poses, what: str) -> Poses:
