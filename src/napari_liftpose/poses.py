@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Poses", "as_fps", "as_names"]
+__all__ = ["Poses", "as_fps", "as_names", "as_numbers", "as_text"]
 
 
 @dataclass
@@ -227,6 +227,42 @@ def as_names(value: object, what: str) -> list[str]:
         return [bytes(v).decode("utf-8") for v in array]
     except UnicodeDecodeError as err:
         raise ValueError(f"{what}: expected UTF-8 names, got undecodable bytes ({err})") from None
+
+
+def as_numbers(value: object, what: str) -> np.ndarray:
+    """Check a numeric array read from a file (integers or real floats) and return it as float64.
+
+    Raises
+    ------
+    ValueError
+        ``"<what>: expected numbers, got ..."`` for strings, complex numbers, booleans, records.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{what}: expected numbers, got {_describe(array)}")
+    return array.astype(np.float64)
+
+
+def as_text(value: object, what: str) -> str:
+    """Check one string read from a file (a 0-d string array or a str/bytes).
+
+    Raises
+    ------
+    ValueError
+        ``"<what>: expected one string, got ..."``.
+    """
+    if isinstance(value, str):
+        return value
+    array = np.asarray(value)
+    if array.ndim != 0 or array.dtype.kind not in "US":
+        raise ValueError(f"{what}: expected one string, got {_describe(array)}")
+    item = array.item()
+    if isinstance(item, bytes):
+        try:
+            return item.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{what}: expected a UTF-8 string, got undecodable bytes") from None
+    return str(item)
 
 
 def _describe(array: np.ndarray) -> str:

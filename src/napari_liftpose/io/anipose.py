@@ -20,7 +20,8 @@ import pandas as pd
 from napari_liftpose.io._hdf5 import hdf5_keys, is_hdf5, open_hdf5
 from napari_liftpose.io.atomic import atomic_path
 from napari_liftpose.io.errors import PoseFileError
-from napari_liftpose.poses import Poses
+from napari_liftpose.io.liftpose_h5 import read_dataset
+from napari_liftpose.poses import Poses, as_numbers
 
 __all__ = [
     "is_sleap_anipose_file",
@@ -48,7 +49,10 @@ def read_sleap_anipose(path: str | Path, keypoints: Sequence[str] | None = None)
     with open_hdf5(path) as f:
         if "tracks" not in f:
             raise PoseFileError(path, "no 'tracks' dataset: not a sleap-anipose points3d file")
-        points = f["tracks"][:].astype(np.float64)
+        try:
+            points = as_numbers(read_dataset(f, "tracks"), "tracks")
+        except (ValueError, TypeError, OSError) as err:
+            raise PoseFileError(path, str(err)) from None
     if points.ndim == 3:
         points = points[:, None]
     if points.ndim != 4 or points.shape[-1] != 3:
@@ -104,38 +108,96 @@ def is_anipose_csv_file(path: str | Path) -> bool:
 
 
 def read_anipose_csv(path: str | Path) -> Poses:
-    """Read an anipose ``pose-3d`` CSV (``_score`` columns become confidence)."""
+    """Read an anipose ``pose-3d`` CSV (``_score`` columns become confidence).
+
+    Raises
+    ------
+    PoseFileError
+        If the file cannot be read, has duplicate or no ``<kp>_x/_y/_z`` columns, ragged or
+        truncated rows, or a non-numeric value in a coordinate or score column.
+    """
     path = Path(path)
-    try:
-        table = pd.read_csv(path)
-    except Exception as err:
-        raise PoseFileError(path, f"unreadable CSV: {err}") from None
-    keypoints = _anipose_keypoints(list(table.columns))
+    header = _check_csv_shape(path)
+    keypoints = _anipose_keypoints(header)
     if not keypoints:
         raise PoseFileError(path, "not an anipose 3D table: no <keypoint>_x/_y/_z columns")
+    try:
+        table = pd.read_csv(
+            path, float_precision="round_trip", dtype={"individual": str}, encoding="utf-8"
+        )
+    except Exception as err:
+        raise PoseFileError(path, f"unreadable CSV: {err}") from None
+    numeric = [f"{kp}_{axis}" for kp in keypoints for axis in (*_AXES, "score")]
+    columns = {c: _numeric_column(path, table, c) for c in numeric if c in table.columns}
     if "individual" in table.columns:
-        individuals = list(dict.fromkeys(table["individual"].astype(str)))
-        groups = [table[table["individual"].astype(str) == ind] for ind in individuals]
+        names = table["individual"]
+        if names.isna().any():
+            row = int(np.flatnonzero(names.isna().to_numpy())[0]) + 2
+            raise PoseFileError(
+                path, f"individual: expected a name, got an empty cell (line {row})"
+            )
+        individuals = list(dict.fromkeys(names))
+        rows = [np.flatnonzero((names == ind).to_numpy()) for ind in individuals]
     else:
-        individuals, groups = ["individual_0"], [table]
-    n_frames = max(len(g) for g in groups)
+        individuals, rows = ["individual_0"], [np.arange(len(table))]
+    n_frames = max(len(r) for r in rows)
     coords = np.full((n_frames, len(individuals), len(keypoints), 3), np.nan)
     confidence = np.full(coords.shape[:3], np.nan)
-    for i, group in enumerate(groups):
+    for i, sel in enumerate(rows):
         for k, kp in enumerate(keypoints):
             for a, axis in enumerate(_AXES):
-                coords[: len(group), i, k, a] = group[f"{kp}_{axis}"].to_numpy(float)
-            if f"{kp}_score" in group:
-                confidence[: len(group), i, k] = group[f"{kp}_score"].to_numpy(float)
-    return Poses(
-        coords=coords,
-        confidence=confidence,
-        keypoints=keypoints,
-        individuals=individuals,
-        units="mm",
-        source=str(path),
-        source_format="anipose_csv",
-    )
+                coords[: len(sel), i, k, a] = columns[f"{kp}_{axis}"][sel]
+            if f"{kp}_score" in columns:
+                confidence[: len(sel), i, k] = columns[f"{kp}_score"][sel]
+    try:
+        return Poses(
+            coords=coords,
+            confidence=confidence,
+            keypoints=keypoints,
+            individuals=individuals,
+            units="mm",
+            source=str(path),
+            source_format="anipose_csv",
+        )
+    except ValueError as err:
+        raise PoseFileError(path, str(err)) from None
+
+
+def _check_csv_shape(path: Path) -> list[str]:
+    """The header of a CSV whose every row has as many fields as its header (else an error)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise PoseFileError(path, "empty file: expected a CSV header line")
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise PoseFileError(
+                        path,
+                        f"line {reader.line_num}: expected {len(header)} fields, got {len(row)} "
+                        "(truncated or ragged file?)",
+                    )
+    except OSError as err:
+        raise PoseFileError(path, f"cannot read: {err.strerror or err}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise PoseFileError(path, f"unreadable CSV: {err}") from None
+    duplicates = sorted({c for c in header if header.count(c) > 1})
+    if duplicates:
+        raise PoseFileError(path, f"duplicate columns {duplicates}: expected unique column names")
+    return header
+
+
+def _numeric_column(path: Path, table: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() & table[column].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise PoseFileError(
+            path,
+            f"column {column!r}, line {row + 2}: expected a number, got {table[column].iloc[row]!r}",
+        )
+    return values.to_numpy(dtype=np.float64)
 
 
 def write_anipose_csv(poses: Poses, path: str | Path) -> Path:

@@ -11,12 +11,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from napari_liftpose.io._hdf5 import decode, is_hdf5, open_hdf5
+from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
 from napari_liftpose.io.atomic import atomic_write_bytes, hdf5_image
 from napari_liftpose.io.errors import PoseFileError
-from napari_liftpose.poses import Poses
+from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 
-__all__ = ["is_liftpose_h5_file", "read_liftpose_h5", "write_liftpose_h5"]
+__all__ = ["is_liftpose_h5_file", "read_liftpose_h5", "write_liftpose_h5", "read_dataset"]
 
 FORMAT_TAG = "napari-liftpose"
 
@@ -34,23 +34,80 @@ def is_liftpose_h5_file(path: str | Path) -> bool:
 
 
 def read_liftpose_h5(path: str | Path) -> Poses:
-    """Read poses written by :func:`write_liftpose_h5`."""
+    """Read poses written by :func:`write_liftpose_h5`.
+
+    Raises
+    ------
+    PoseFileError
+        If the file is not readable HDF5, or a dataset or attribute is missing or malformed
+        (a group where a dataset belongs, strings where numbers belong, names that are not a
+        1-D list, an ``fps`` that is not one positive number...).
+    """
     path = Path(path)
     with open_hdf5(path) as f:
         if "points" not in f or "keypoints" not in f:
             raise PoseFileError(path, "missing 'points' or 'keypoints' dataset")
-        fps = f.attrs.get("fps")
-        return Poses(
-            coords=f["points"][:],
-            confidence=f["confidence"][:] if "confidence" in f else None,
-            keypoints=decode(f["keypoints"][:]),
-            individuals=decode(f["individuals"][:]) if "individuals" in f else None,
-            edges=f["edges"][:] if "edges" in f else None,
-            fps=float(fps) if fps is not None and np.isfinite(fps) else None,
-            units=str(f.attrs.get("units", "px")),
-            source=str(path),
-            source_format="liftpose_h5",
-        )
+        try:
+            present = {name: name in f for name in ("confidence", "individuals", "edges")}
+            fields = {
+                "coords": as_numbers(read_dataset(f, "points"), "points"),
+                "keypoints": as_names(read_dataset(f, "keypoints"), "keypoints"),
+                "confidence": (
+                    as_numbers(read_dataset(f, "confidence"), "confidence")
+                    if present["confidence"]
+                    else None
+                ),
+                "individuals": (
+                    as_names(read_dataset(f, "individuals"), "individuals")
+                    if present["individuals"]
+                    else None
+                ),
+                "edges": _edges(read_dataset(f, "edges")) if present["edges"] else None,
+                "fps": as_fps(f.attrs.get("fps")),
+                "units": as_text(f.attrs.get("units", "px"), "units attribute"),
+            }
+        except (ValueError, TypeError, OSError, KeyError) as err:
+            raise PoseFileError(path, str(err)) from None
+    try:
+        return Poses(**fields, source=str(path), source_format="liftpose_h5")
+    except ValueError as err:
+        raise PoseFileError(path, str(err)) from None
+
+
+def read_dataset(f: h5py.Group, name: str) -> np.ndarray:
+    """The whole dataset ``name`` of an open HDF5 file, as a NumPy array.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is a link to elsewhere, a group, or a dataset whose values are not plain
+        numbers or strings.
+    """
+    link = f.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(f"{name}: expected a dataset in this file, got a {type(link).__name__}")
+    obj = f[name]
+    if not isinstance(obj, h5py.Dataset):
+        raise ValueError(f"{name}: expected a dataset, got a {type(obj).__name__.lower()}")
+    kind = obj.dtype.kind
+    string = h5py.check_string_dtype(obj.dtype) is not None
+    if kind not in "iufSU" and not string:
+        raise ValueError(f"{name}: expected numbers or strings, got HDF5 type {obj.dtype}")
+    value = obj[()]
+    if string and isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        value = np.array([v if isinstance(v, bytes) else str(v).encode() for v in value.ravel()])
+        value = value.reshape(obj.shape)
+    elif string and not isinstance(value, np.ndarray):
+        value = np.array(value if isinstance(value, bytes) else str(value).encode())
+    return np.asarray(value)
+
+
+def _edges(edges: np.ndarray) -> np.ndarray:
+    if edges.dtype.kind not in "iu":
+        raise ValueError(f"edges: expected integer keypoint indices, got {edges.dtype}")
+    if edges.size % 2:
+        raise ValueError(f"edges: expected pairs of keypoint indices, got shape {edges.shape}")
+    return edges.astype(np.int64).reshape(-1, 2)
 
 
 def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:

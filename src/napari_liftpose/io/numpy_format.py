@@ -10,15 +10,19 @@
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from napari_liftpose.io.atomic import atomic_path
 from napari_liftpose.io.errors import PoseFileError
-from napari_liftpose.poses import Poses
+from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 
 __all__ = ["is_npz_file", "is_npy_file", "read_npz", "read_npy", "write_npz"]
 
@@ -52,43 +56,112 @@ def _with_individual_axis(points: np.ndarray, path: Path) -> np.ndarray:
     return points
 
 
+def _check_npy_header(stream: BinaryIO, available: int, what: str) -> None:
+    """Refuse a ``.npy`` stream whose header declares more data than it holds.
+
+    NumPy allocates the declared array before reading it: a few bytes claiming shape
+    ``(10**10, 3)`` would ask for hundreds of GB. ``available`` is the stream's size in bytes.
+    """
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{what}: not a NumPy array ({err})") from None
+    declared = math.prod(shape) * dtype.itemsize
+    held = available - stream.tell()
+    if declared > held:
+        raise ValueError(
+            f"{what}: truncated: its header declares shape {tuple(shape)} ({declared:,} bytes) "
+            f"but it holds {max(held, 0):,} bytes"
+        )
+
+
+def _npz_member(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """One member of an open archive, checked before NumPy allocates it (ValueError if bad)."""
+    names = archive.zip.namelist()
+    member = f"{key}.npy" if f"{key}.npy" in names else key
+    if not member.endswith(".npy"):
+        raise ValueError(f"member {member!r}: expected a .npy array, got another kind of file")
+    info = archive.zip.getinfo(member)
+    with archive.zip.open(info) as stream:
+        _check_npy_header(stream, info.file_size, f"member {member!r}")
+    value = archive[key]
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"member {member!r}: expected a .npy array, got another kind of file")
+    return value
+
+
 def read_npz(path: str | Path) -> Poses:
-    """Read poses from a ``.npz`` archive (layout in the module docstring)."""
+    """Read poses from a ``.npz`` archive (layout in the module docstring).
+
+    Raises
+    ------
+    PoseFileError
+        If the file cannot be read, is not an archive of ``.npy`` arrays, or a member is missing,
+        truncated or malformed ("expected X, got Y").
+    """
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except OSError as err:
+        raise PoseFileError(path, f"cannot read: {err.strerror or err}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:
         raise PoseFileError(path, f"not a readable .npz archive: {err}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise PoseFileError(path, "expected a .npz archive of arrays, got a single .npy array")
     with archive:
         key = next((k for k in _POINT_KEYS if k in archive.files), None)
         if key is None:
             raise PoseFileError(path, f"no 'points' array (found {sorted(archive.files)})")
-        points = _with_individual_axis(archive[key].astype(np.float64), path)
         if "keypoints" not in archive.files:
             raise PoseFileError(path, "no 'keypoints' array of names")
-        confidence = archive["confidence"] if "confidence" in archive.files else None
-        if confidence is not None and confidence.ndim == 2:
-            confidence = confidence[:, None]
-        fields = {
-            "edges": archive["edges"] if "edges" in archive.files else None,
-            "individuals": (
-                [str(v) for v in archive["individuals"]] if "individuals" in archive.files else None
-            ),
-            "fps": float(archive["fps"]) if "fps" in archive.files else None,
-            "units": str(archive["units"]) if "units" in archive.files else _units(points),
-        }
-        keypoints = [str(v) for v in archive["keypoints"]]
+        try:
+            arrays = {
+                name: _npz_member(archive, name)
+                for name in (key, "keypoints", "confidence", "edges", "individuals", "fps", "units")
+                if name in archive.files
+            }
+            points = _with_individual_axis(as_numbers(arrays[key], key), path)
+            confidence = arrays.get("confidence")
+            if confidence is not None:
+                confidence = as_numbers(confidence, "confidence")
+                if confidence.ndim == 2:
+                    confidence = confidence[:, None]
+            edges = arrays.get("edges")
+            fields = {
+                "keypoints": as_names(arrays["keypoints"], "keypoints"),
+                "confidence": confidence,
+                "edges": None if edges is None else _edge_indices(edges),
+                "individuals": (
+                    as_names(arrays["individuals"], "individuals")
+                    if "individuals" in arrays
+                    else None
+                ),
+                "fps": as_fps(arrays["fps"]) if "fps" in arrays else None,
+                "units": as_text(arrays["units"], "units") if "units" in arrays else _units(points),
+            }
+        except PoseFileError:
+            raise
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as err:
+            raise PoseFileError(path, str(err)) from None
     try:
-        return Poses(
-            coords=points,
-            keypoints=keypoints,
-            confidence=confidence,
-            source=str(path),
-            source_format="npz",
-            **fields,
-        )
+        return Poses(coords=points, source=str(path), source_format="npz", **fields)
     except ValueError as err:
         raise PoseFileError(path, str(err)) from None
+
+
+def _edge_indices(edges: np.ndarray) -> np.ndarray:
+    """Skeleton edges as integer pairs (ValueError for non-integer values)."""
+    if edges.dtype.kind not in "iu":
+        floats = as_numbers(edges, "edges")
+        if not (np.isfinite(floats).all() and (floats == np.round(floats)).all()):
+            raise ValueError(f"edges: expected integer keypoint indices, got {edges.dtype} values")
+    if edges.size % 2:
+        raise ValueError(f"edges: expected pairs of keypoint indices, got shape {edges.shape}")
+    return edges.astype(np.int64).reshape(-1, 2)
 
 
 def _units(points: np.ndarray) -> str:
@@ -99,13 +172,28 @@ def read_npy(path: str | Path, keypoints: Sequence[str] | None = None) -> Poses:
     """Read a bare ``(frames[, individuals], keypoints, 2|3)`` array; names come from ``keypoints``.
 
     Without ``keypoints`` the names are ``keypoint_0, keypoint_1, ...``.
+
+    Raises
+    ------
+    PoseFileError
+        If the file cannot be read, is not a (complete) numeric ``.npy`` array, or has the
+        wrong shape.
     """
     path = Path(path)
     try:
-        points = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+        with open(path, "rb") as f:
+            _check_npy_header(f, os.fstat(f.fileno()).st_size, "array")
+            f.seek(0)
+            points = np.load(f, allow_pickle=False)
+        if not isinstance(points, np.ndarray):
+            raise ValueError("expected a .npy array")
+        points = _with_individual_axis(as_numbers(points, "points"), path)
+    except PoseFileError:
+        raise
+    except (IsADirectoryError, PermissionError) as err:
+        raise PoseFileError(path, f"cannot read: {err.strerror or err}") from None
+    except (OSError, ValueError, EOFError) as err:
         raise PoseFileError(path, f"not a readable .npy array: {err}") from None
-    points = _with_individual_axis(np.asarray(points, dtype=np.float64), path)
     if keypoints is None:
         keypoints = [f"keypoint_{i}" for i in range(points.shape[2])]
     try:
