@@ -290,3 +290,13 @@ def test_the_cli_reports_a_bad_calibration_in_one_line(tmp_path, data_dir):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert str(calibration) in result.stderr and "cam_0" in result.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_huge_sparse_dataset_is_refused_unread(tmp_path):
+    path = tmp_path / "sparse.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "napari-liftpose"
+        f.create_dataset("points", shape=(10**9, 1, 3, 2), dtype="f8", chunks=(1024, 1, 3, 2))
+        f.create_dataset("keypoints", data=NAMES.astype("S"))
+    assert path.stat().st_size < 100_000
+    refused(read_liftpose_h5, path, "points: its shape", "refusing to allocate")

@@ -19,6 +19,8 @@ from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 __all__ = ["is_liftpose_h5_file", "read_liftpose_h5", "write_liftpose_h5", "read_dataset"]
 
 FORMAT_TAG = "napari-liftpose"
+_BOMB_BYTES = 1 << 30  # datasets above 1 GiB in memory...
+_BOMB_RATIO = 1000  # ...that are over 1000 times their stored size are refused unread
 
 
 def is_liftpose_h5_file(path: str | Path) -> bool:
@@ -80,8 +82,9 @@ def read_dataset(f: h5py.Group, name: str) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``name`` is a link to elsewhere, a group, or a dataset whose values are not plain
-        numbers or strings.
+        If ``name`` is a link to elsewhere, a group, a dataset whose values are not plain
+        numbers or strings, or one that would take over 1 GiB in memory while storing less
+        than a thousandth of that (a few bytes claiming a huge shape).
     """
     link = f.get(name, getlink=True)
     if not isinstance(link, h5py.HardLink):
@@ -93,6 +96,13 @@ def read_dataset(f: h5py.Group, name: str) -> np.ndarray:
     string = h5py.check_string_dtype(obj.dtype) is not None
     if kind not in "iufSU" and not string:
         raise ValueError(f"{name}: expected numbers or strings, got HDF5 type {obj.dtype}")
+    declared = obj.size * obj.dtype.itemsize
+    stored = obj.id.get_storage_size()
+    if declared > _BOMB_BYTES and declared > _BOMB_RATIO * max(stored, 1):
+        raise ValueError(
+            f"{name}: its shape {obj.shape} needs {declared:,} bytes but the file stores only "
+            f"{stored:,} for it; refusing to allocate (a crafted or mostly empty dataset?)"
+        )
     value = obj[()]
     if string and isinstance(value, np.ndarray) and value.dtype.kind == "O":
         value = np.array([v if isinstance(v, bytes) else str(v).encode() for v in value.ravel()])
