@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -134,6 +135,7 @@ def test_user_instance_keeps_untouched_points_and_flags_exactly(tmp_path, data_d
     point = after[first][0].points[1]
     assert point["xy"].tolist() == edited.coords[0, 0, 1].tolist()  # float64, not float32
     assert point["visible"] and point["complete"]
+    np.testing.assert_array_equal(read_poses(out).coords, edited.coords)  # read back exactly
 
 
 def test_prediction_turned_user_instance_keeps_untouched_points(tmp_path, data_dir):
@@ -167,6 +169,32 @@ def test_deleted_point_of_a_user_instance_becomes_invisible(tmp_path, data_dir):
     assert not point["visible"]
     _assert_same_points(before[frame][0], after[frame][0], skip=[0])
     assert np.isnan(read_poses(out).coords[0, 0, 0]).all()
+
+
+def test_point_placed_in_an_empty_frame_is_a_new_user_instance(tmp_path, data_dir):
+    poses = read_poses(data_dir / ROBOT)  # labelled frames 0 and 79 only
+    poses.coords[5, 0, 0] = [123.456789012345, 98.7654321098765]
+    out = write_poses(poses, tmp_path / "robot.slp")
+    (instance,) = _points_by_frame(out)[5]
+    assert type(instance) is sio.Instance and instance.from_predicted is None
+    assert instance.points["xy"][0].tolist() == [123.456789012345, 98.7654321098765]
+    assert instance.points["visible"].tolist() == [True, False]
+    assert instance.points["complete"].tolist() == [True, False]
+    assert np.isnan(instance.points["xy"][1]).all()
+    again = read_poses(out)
+    np.testing.assert_array_equal(again.coords, poses.coords)
+
+
+def test_slp_verification_refuses_a_file_that_does_not_hold_what_was_saved(tmp_path, data_dir):
+    from napari_liftpose.io.sleap_writer import _verify
+
+    copy = tmp_path / "top.slp"
+    shutil.copy(data_dir / f"{TOP}.slp", copy)
+    _verify(copy, {"frames": 120, "instances": 120}, None)
+    with pytest.raises(ValueError, match="expected"):
+        _verify(copy, {"frames": 120, "instances": 121}, None)
+    with pytest.raises(ValueError, match="embedded images"):
+        _verify(copy, {"frames": 120, "instances": 120}, data_dir / PKG)
 
 
 def test_a_source_that_no_longer_matches_is_named(tmp_path, data_dir):
@@ -242,6 +270,23 @@ def test_analysis_from_another_format_has_sleap_layout(tmp_path, data_dir):
     again = read_poses(out)
     assert again.source_format == "sleap_analysis"
     assert np.array_equal(again.coords, poses.coords, equal_nan=True)
+
+
+def test_analysis_verification_refuses_a_different_file(tmp_path, data_dir):
+    from napari_liftpose.io.sleap import _same_hdf5_layout
+
+    source = data_dir / f"{TOP}.analysis.h5"
+    _same_hdf5_layout(source, source.read_bytes())
+    other = tmp_path / "other.analysis.h5"
+    write_poses(_moved(read_poses(source), 0, 0, 0), other)
+    with pytest.raises(ValueError, match="tracks differ"):
+        _same_hdf5_layout(source, other.read_bytes())
+    fresh = tmp_path / "fresh.analysis.h5"
+    write_poses(
+        read_poses(data_dir / "dlc_reaching_2d/reachingDEMO_2D.h5"), fresh, "sleap_analysis"
+    )
+    with pytest.raises(ValueError, match="datasets differ"):
+        _same_hdf5_layout(source, fresh.read_bytes())
 
 
 # --- full disk -----------------------------------------------------------------------------
@@ -320,6 +365,7 @@ def test_full_disk_is_a_clean_error_and_keeps_the_old_file(tmp_path, data_dir, k
         )
         assert result.returncode == 3, (result.returncode, result.stderr[-2000:])
         assert "Traceback" not in result.stderr and "Segmentation" not in result.stderr
-        assert result.stderr.startswith(f"{old}: could not write:"), result.stderr
+        reason = os.strerror(errno.ENOSPC if disk == "tmpfs" else errno.EFBIG)
+        assert result.stderr.strip() == f"{old}: could not write: {reason}; the old file is kept"
         assert _digest(old) == digest
         assert leftover_temp_files(folder) == []

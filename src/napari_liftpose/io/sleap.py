@@ -71,7 +71,7 @@ def read_sleap(path: str | Path, video: int = 0) -> Poses:
     if array.shape[1] == 0:
         raise PoseFileError(path, "the SLEAP file has no instances")
     return Poses(
-        coords=array[..., :2],
+        coords=_exact_coords(labels, video, untracked, array[..., :2]),
         confidence=array[..., 2],
         keypoints=skeleton.node_names,
         edges=skeleton.edge_inds,
@@ -82,6 +82,36 @@ def read_sleap(path: str | Path, video: int = 0) -> Poses:
         video=_existing_video(labels.videos[video].filename, path),
         metadata={"video_index": video, "untracked": untracked},
     )
+
+
+def _exact_coords(labels, video: int, untracked: bool, coords: np.ndarray) -> np.ndarray:
+    """``coords`` from sleap-io's ``numpy()`` (float32) with each point's stored float64 value.
+
+    The instances are put in the slots ``numpy()`` used (the same sleap-io helpers), so a
+    user-placed point reads back exactly as the file holds it.
+    """
+    from sleap_io.codecs.numpy import (
+        _max_instances_per_frame,
+        _tracked_frame_instances,
+        _untracked_frame_instances,
+    )
+
+    exact = coords.astype(np.float64)
+    frames = [lf for lf in labels.labeled_frames if lf.video == labels.videos[video]]
+    options = {"user_instances": True, "predicted_instances": True}
+    single = _max_instances_per_frame(frames, **options) == 1
+    for frame in frames:
+        if untracked or single:
+            slots = enumerate(
+                _untracked_frame_instances(frame, is_single_instance=single, **options)
+            )
+        else:
+            chosen = _tracked_frame_instances(frame, **options)
+            slots = ((labels.tracks.index(track), inst) for track, inst in chosen.items())
+        for slot, instance in slots:
+            if slot < exact.shape[1] and frame.frame_idx < exact.shape[0]:
+                exact[frame.frame_idx, slot] = instance.numpy()
+    return exact
 
 
 def _existing_video(filename, labels_path: Path) -> str | None:

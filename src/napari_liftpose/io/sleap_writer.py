@@ -17,10 +17,13 @@ and checks its frames, instances and embedded images before renaming it into pla
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +38,8 @@ from napari_liftpose.poses import Poses
 __all__ = ["write_sleap", "changed_mask"]
 
 _CHILD_CODE = "from napari_liftpose.io.sleap_writer import _child_main; _child_main()"
+_ERRNO = re.compile(r"errno\W+(\d+)", re.IGNORECASE)
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def changed_mask(new: np.ndarray, old: np.ndarray) -> np.ndarray:
@@ -100,13 +105,18 @@ def _save_in_child(poses: Poses, tmp: Path) -> dict:
     if "path" in result:  # the child refused the poses themselves
         raise PoseFileError(result["path"], result["problem"])
     detail = result.get("problem") or _last_line(proc.stderr)
-    if _disk_full(detail + proc.stderr.decode(errors="replace"), tmp):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    if proc.returncode < 0:
-        detail = f"sleap-io crashed ({_signal_name(-proc.returncode)})" + (
-            f": {detail}" if detail else ""
-        )
-    raise OSError(errno.EIO, detail or f"sleap-io failed (exit code {proc.returncode})")
+    raise _child_error(detail, proc.stderr.decode(errors="replace"), proc.returncode, tmp)
+
+
+def _child_error(detail: str, stderr: str, returncode: int, tmp: Path) -> OSError:
+    """The ``OSError`` that says why the child failed: the storage error if there was one."""
+    number = _storage_errno(f"{detail} {stderr}", tmp)
+    if number is not None:  # HDF5's long message ends in a crash; the errno says it all
+        return OSError(number, os.strerror(number))
+    if returncode < 0:
+        crashed = f"sleap-io crashed ({_signal_name(-returncode)})"
+        detail = f"{crashed}: {detail}" if detail else crashed
+    return OSError(errno.EIO, detail[:500] or f"sleap-io failed (exit code {returncode})")
 
 
 def _child_result(stdout: bytes) -> dict:
@@ -124,16 +134,19 @@ def _last_line(stderr: bytes) -> str:
     return lines[-1] if lines else ""
 
 
-def _disk_full(text: str, tmp: Path) -> bool:
-    """True if the child's messages (HDF5 quotes ``errno = 28``) say the disk is full."""
-    if "errno = 28" in text or os.strerror(errno.ENOSPC) in text:
-        return True
-    try:
-        import shutil
+def _storage_errno(text: str, tmp: Path) -> int | None:
+    """The errno of a full disk, quota or file-size limit, else None.
 
-        return shutil.disk_usage(tmp.parent).free == 0
-    except OSError:
-        return False
+    Read from the child's messages (HDF5 writes ``errno = 28``, Python ``[Errno 28]``), or a
+    full disk seen from here.
+    """
+    for match in _ERRNO.finditer(text):
+        if int(match.group(1)) in _STORAGE_ERRNOS:
+            return int(match.group(1))
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(tmp.parent).free == 0:
+            return errno.ENOSPC
+    return None
 
 
 def _signal_name(number: int) -> str:
@@ -300,14 +313,14 @@ def _user_instance(predicted, skeleton, track):
     import sleap_io as sio
     from sleap_io.model.instance import PointsArray
 
-    if predicted is None:
-        return sio.Instance.empty(skeleton=skeleton, track=track)
-    points = PointsArray.empty(len(predicted.points))
-    for name in ("xy", "visible", "complete", "name"):
-        points[name] = predicted.points[name]
-    return sio.Instance(
-        points=points, skeleton=predicted.skeleton, track=track, from_predicted=predicted
-    )
+    if predicted is not None:
+        skeleton = predicted.skeleton
+    points = PointsArray.empty(len(skeleton))  # uninitialised memory: set every field
+    points["xy"] = np.nan if predicted is None else predicted.points["xy"]
+    points["visible"] = False if predicted is None else predicted.points["visible"]
+    points["complete"] = False if predicted is None else predicted.points["complete"]
+    points["name"] = skeleton.node_names if predicted is None else predicted.points["name"]
+    return sio.Instance(points=points, skeleton=skeleton, track=track, from_predicted=predicted)
 
 
 def _move_points(points, nodes: np.ndarray, xy: np.ndarray) -> None:
