@@ -2,7 +2,10 @@
 
 import sys
 
-from napari_liftpose.cli import main
-
 if __name__ == "__main__":
+    try:
+        from napari_liftpose.cli import main
+    except KeyboardInterrupt:  # Ctrl+C while Python starts: before main() guards the signals
+        sys.stderr.write("error: napari-liftpose: interrupted (SIGINT)\n")
+        sys.exit(130)
     sys.exit(main())

@@ -16,6 +16,7 @@ __all__ = [
     "CommandInterrupted",
     "Parser",
     "ProgressBar",
+    "check_readable",
     "check_writable",
     "describe_error",
     "number",
@@ -99,6 +100,28 @@ def number(value: float | None, spec: str = ".4g") -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     return format(value, spec)
+
+
+def check_readable(paths: Iterable[str | Path | None]) -> None:
+    """Every input exists and opens, before any work ("permission denied", not "not HDF5").
+
+    Raises
+    ------
+    PoseFileError
+        ``"PATH: file not found"`` or ``"PATH: cannot be read: Permission denied"``.
+    """
+    from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
+
+    for path in paths:
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise PoseFileNotFoundError(path)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as err:
+            raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
 
 
 def check_writable(path: Path) -> None:

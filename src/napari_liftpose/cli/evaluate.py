@@ -7,7 +7,14 @@ import json
 import math
 from pathlib import Path
 
-from napari_liftpose.cli._common import DEVICES, CliError, number, read_camera
+from napari_liftpose.cli._common import (
+    DEVICES,
+    CliError,
+    check_readable,
+    number,
+    read_camera,
+    split_camera_spec,
+)
 
 __all__ = ["add_parser", "run", "strict_json"]
 
@@ -77,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         require_space,
     )
 
+    calibration = split_camera_spec(args.camera)[0] if args.camera else None
+    check_readable([args.model, args.tracks, args.truth, calibration])
     lifter = load_lifter(args.model, device=args.device)
     against = f"the model {lifter.path}"
     tracks = read_poses(args.tracks)

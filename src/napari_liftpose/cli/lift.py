@@ -20,6 +20,7 @@ from napari_liftpose.cli._common import (
     CliError,
     CommandInterrupted,
     ProgressBar,
+    check_readable,
     check_writable,
     describe_error,
     refuse_overwriting_inputs,
@@ -98,20 +99,6 @@ def _check_output(tracks: Sequence[str], output: Path) -> None:
         ) from None
 
 
-def _check_readable(paths: Sequence[str]) -> None:
-    """Every input exists and opens, before anything is written."""
-    from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
-
-    for path in paths:
-        if not Path(path).is_file():
-            raise PoseFileNotFoundError(path)
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as err:
-            raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
-
-
 def _with_written(message: str, written: list[Path], total: int) -> str:
     if not written:
         return message
@@ -127,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     _check_output(args.tracks, output)
     for target in targets:
         check_writable(target)
-    _check_readable([args.model, *args.tracks])
+    check_readable([args.model, *args.tracks])
     from napari_liftpose.lifting import load_lifter
 
     lifter = load_lifter(args.model, device=args.device)

@@ -21,6 +21,7 @@ from napari_liftpose.cli._common import (
     CliError,
     CommandInterrupted,
     ProgressBar,
+    check_readable,
     check_writable,
     number,
     read_camera,
@@ -28,7 +29,7 @@ from napari_liftpose.cli._common import (
     split_camera_spec,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "state_file"]
 
 #: Architecture options that only one model type uses.
 _ONLY_FOR = {"width": "mlp", "blocks": "mlp", "channels": "temporal", "filter_widths": "temporal"}
@@ -171,6 +172,15 @@ def _camera(args: argparse.Namespace, libraries: list):
     return PairedTracks(tracks)
 
 
+def state_file(output: Path) -> Path:
+    """Where ``train`` keeps its state for ``--resume``: ``<output>.resume.safetensors``.
+
+    The same rule as :func:`napari_liftpose.lifting.training.resume_path` (a test checks it),
+    spelled here so that outputs are checked against inputs before torch is even imported.
+    """
+    return output.with_name(output.name + ".resume.safetensors")
+
+
 def _file_state(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -181,8 +191,6 @@ def _file_state(path: Path) -> tuple[int, int, int] | None:
 
 def _interrupted_message(output: Path, before: tuple | None) -> str:
     """What an interrupted run left: a new best model, the old file, or nothing."""
-    from napari_liftpose.lifting.training import resume_path
-
     now = _file_state(output)
     if now is not None and now != before:
         kept = f"the best model so far is in {output}"
@@ -190,21 +198,20 @@ def _interrupted_message(output: Path, before: tuple | None) -> str:
         kept = f"{output} was not changed (no model written by this run)"
     else:
         kept = "no model was written"
-    more = " (continue with --resume)" if resume_path(output).is_file() else ""
+    more = " (continue with --resume)" if state_file(output).is_file() else ""
     return f"{output}: training interrupted; {kept}{more}"
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the model went; see :func:`napari_liftpose.lifting.train`."""
-    from napari_liftpose.io import read_poses
-    from napari_liftpose.lifting import train
-    from napari_liftpose.lifting.matching import require_space
-    from napari_liftpose.lifting.training import resume_path
-
     output = Path(args.output)
     calibration = split_camera_spec(args.camera)[0] if args.camera else None
     inputs = [*args.libraries, *(args.tracks_2d or []), calibration]
-    refuse_overwriting_inputs([output, resume_path(output)], inputs)
+    refuse_overwriting_inputs([output, state_file(output)], inputs)  # before importing torch
+    from napari_liftpose.io import read_poses
+    from napari_liftpose.lifting import train
+    from napari_liftpose.lifting.matching import require_space
+
     if args.tracks_2d and len(args.tracks_2d) != len(args.libraries):
         raise CliError(
             f"{PROG} train: expected one --tracks-2d file per library ({len(args.libraries)}), "
@@ -212,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         )
     config = _config(args)
     check_writable(output)
+    check_readable(inputs)
     libraries = [read_poses(p) for p in args.libraries]
     for path, lib in zip(args.libraries, libraries, strict=True):
         require_space(lib, 3, path, "for a library")
