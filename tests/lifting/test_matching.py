@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,11 @@ def test_default_distance_is_5_to_10_animal_sizes_in_any_units():
     assert default_distance([mm]) == pytest.approx((10.0, 20.0))
     metres = Poses(body * 0.002, list("abcdef"))
     assert default_distance([metres]) == pytest.approx((0.01, 0.02))
+    spoiled = (body * 2.0).copy()
+    spoiled[0, 0, 0, 1] = np.inf  # an infinite coordinate is a missing point, not a huge animal
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert animal_size([Poses(spoiled, list("abcdef"))]) == pytest.approx(2.0)
     empty = Poses(np.full((3, 1, 6, 3), np.nan), list("abcdef"))
     assert animal_size([empty]) == 1.0
 

@@ -189,17 +189,26 @@ def _file_state(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _interrupted_message(output: Path, before: tuple | None) -> str:
-    """What an interrupted run left: a new best model, the old file, or nothing."""
-    now = _file_state(output)
-    if now is not None and now != before:
+def _interrupted_message(output: Path, before: tuple | None, result=None) -> str:
+    """What an interrupted run left: a new best model, the old file, or nothing.
+
+    ``result`` is the :class:`~napari_liftpose.lifting.TrainResult` that ``train`` attaches to
+    the interrupt when it got that far; otherwise the file itself is looked at.
+    """
+    if result is not None:
+        written = bool(getattr(result, "written", False))
+        epochs = f" after {result.epochs_run} epochs"
+    else:
+        now = _file_state(output)
+        written, epochs = now is not None and now != before, ""
+    if written:
         kept = f"the best model so far is in {output}"
-    elif now is not None:
-        kept = f"{output} was not changed (no model written by this run)"
+    elif output.exists():
+        kept = f"{output} was not changed (no model written)"
     else:
         kept = "no model was written"
     more = " (continue with --resume)" if state_file(output).is_file() else ""
-    return f"{output}: training interrupted; {kept}{more}"
+    return f"{output}: training interrupted{epochs}; {kept}{more}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,18 +249,14 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             libraries, camera, output, config, roots=args.root, progress=progress, resume=args.resume
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         bar.close()
-        raise CommandInterrupted(_interrupted_message(output, before)) from None
+        message = _interrupted_message(output, before, getattr(err, "train_result", None))
+        raise CommandInterrupted(message) from None
     finally:
         bar.close()
-    if result.path is None:
-        why = (
-            "cancelled before any epoch finished"
-            if result.status == "cancelled"
-            else f"no epoch of {result.epochs_run} gave a finite validation error"
-        )
-        raise CliError(f"{output}: no model written: {why}")
+    if result.path is None:  # e.g. no epoch gave a finite validation error
+        raise CliError(result.summary())
     print(
         f"wrote {result.path}: {result.status} after {result.epochs_run} epochs, best epoch "
         f"{result.best_epoch}, validation MPJPE {number(result.val_mpjpe)} {units}, "

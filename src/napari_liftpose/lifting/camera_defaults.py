@@ -39,6 +39,7 @@ def animal_size(libraries: Sequence[Poses]) -> float:
         return 1.0
     n_keypoints = libraries[0].n_keypoints
     poses = np.concatenate([lib.coords.reshape(-1, n_keypoints, 3) for lib in libraries])
+    poses = np.where(np.isfinite(poses).all(-1, keepdims=True), poses, np.nan)  # inf: missing
     finite = np.isfinite(poses).all(-1).any(-1)  # poses with at least one finite keypoint
     if not finite.any():
         return 1.0
