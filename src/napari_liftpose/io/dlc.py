@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import reprlib
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def _csv_layout(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _pandas_version() -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", pd.__version__)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+#: The exact double of every CSV cell: before pandas 3.1 the default parser may be 1 ulp off
+#: (pandas 2.3: 6,296 of the 27,960 cells of a real DLC file); 3.1 deprecates the option.
+_EXACT_FLOATS = {"float_precision": "round_trip"} if _pandas_version() < (3, 1) else {}
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """The DataFrame of a DLC table; the file is read once and parsed from memory."""
     try:
@@ -111,35 +122,62 @@ def _read_csv_table(path: Path, raw: bytes) -> pd.DataFrame:
     n_header, n_index = layout
     header = _check_csv_rows(path, raw, n_header)
     _check_unique_columns(path, [tuple(row[n_index:]) for row in header[1:]])
-    try:  # round_trip: the exact double of each cell (pandas' default parser may be 1 ulp off)
+    try:
         frame = pd.read_csv(
             io.BytesIO(raw),
             header=list(range(n_header)),
             index_col=list(range(n_index)),
-            float_precision="round_trip",
+            **_EXACT_FLOATS,
         )
     except Exception as err:
+        if isinstance(err, pd.errors.ParserError):
+            _scan_rows(path, raw, n_header)  # a row too wide: name its line
         raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
     _check_numeric(path, frame, first_line=n_header + 1)
     return frame
 
 
 def _check_csv_rows(path: Path, raw: bytes, n_header: int) -> list[list[str]]:
-    """Refuse ragged, gappy or truncated CSV rows; return the header rows' cells."""
-    text = raw.decode("utf-8", errors="replace")
-    if '"' in text:  # quoted cells may hold commas or newlines: let the csv module split
-        reader = csv.reader(io.StringIO(text, newline=""))
-        rows = [(reader.line_num, row) for row in reader]
-        rows = [(number, row if row else [""]) for number, row in rows]
-    else:
-        rows = [(n, line.rstrip("\r").split(",")) for n, line in enumerate(text.split("\n"), 1)]
-        if rows and rows[-1][1] == [""]:
-            rows.pop()  # the newline that ends the last row
-    while rows and rows[-1][1] == [""]:
+    """Refuse ragged, gappy or truncated CSV rows; return the header rows' cells.
+
+    A quick look first (comma and newline counts, in C); the rows are scanned one by one only
+    when those do not add up, to name the offending line.
+    """
+    end = len(raw)
+    while end and raw[end - 1] in b"\r\n":
+        end -= 1  # blank lines at the end are fine
+    n_lines = raw.count(b"\n", 0, end) + 1
+    first_end = raw.find(b"\n", 0, end)
+    width = raw.count(b",", 0, end if first_end < 0 else first_end) + 1
+    # every line as wide as the first one, if the commas add up (a blank line has none) and
+    # no line has more (pandas' parser refuses those); else scan them to name the line
+    quick = b'"' not in raw and raw.count(b",", 0, end) == (width - 1) * n_lines
+    header = None if quick else _scan_rows(path, raw, n_header)
+    if n_lines > n_header and not raw.endswith((b"\n", b"\r")):
+        raise PoseFileError(
+            path,
+            f"the last line ({n_lines}) does not end with a newline: the file looks "
+            "truncated (if that row is complete, end the file with a newline)",
+        )
+    if header is None:
+        header, start = [], 0
+        for _ in range(min(n_header, n_lines)):
+            stop = raw.find(b"\n", start, end)
+            stop = end if stop < 0 else stop
+            header.append(raw[start:stop].decode("utf-8", "replace").rstrip("\r").split(","))
+            start = stop + 1
+    return header
+
+
+def _scan_rows(path: Path, raw: bytes, n_header: int) -> list[list[str]]:
+    """Check every row's cell count (csv module: quoted cells); return the header rows."""
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline=""))
+    rows = [(reader.line_num, row) for row in reader]
+    while rows and not rows[-1][1]:
         rows.pop()  # blank lines at the end
     width = len(rows[0][1]) if rows else 0
     for number, cells in rows:
-        if cells == [""]:
+        if not cells:
             raise PoseFileError(path, f"line {number} is empty: rows must follow each other")
         if len(cells) != width:
             raise PoseFileError(
@@ -147,12 +185,6 @@ def _check_csv_rows(path: Path, raw: bytes, n_header: int) -> list[list[str]]:
                 f"line {number} has {len(cells)} cells, the header has {width}: "
                 "the table is ragged (truncated or edited?)",
             )
-    if len(rows) > n_header and not text.endswith(("\n", "\r")):
-        raise PoseFileError(
-            path,
-            f"the last line ({rows[-1][0]}) does not end with a newline: the file looks "
-            "truncated (if that row is complete, end the file with a newline)",
-        )
     return [cells for _, cells in rows[:n_header]]
 
 
