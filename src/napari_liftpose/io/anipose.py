@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from napari_liftpose.io._hdf5 import hdf5_keys, is_hdf5, open_hdf5
-from napari_liftpose.io.atomic import atomic_path
+from napari_liftpose.io.atomic import atomic_path, verify_csv_lines
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.io.liftpose_h5 import read_dataset
 from napari_liftpose.poses import Poses, as_numbers
@@ -223,17 +223,6 @@ def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
             frame.insert(0, "individual", individual)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    with atomic_path(path, verify=lambda tmp: _verify_csv(tmp, table.shape)) as tmp:
+    with atomic_path(path, verify=lambda tmp: verify_csv_lines(tmp, 1, *table.shape)) as tmp:
         table.to_csv(tmp, index=False)
     return path
-
-
-def _verify_csv(path: Path, shape: tuple[int, int]) -> None:
-    """Check a written CSV: one header row, then ``shape[0]`` rows of ``shape[1]`` fields."""
-    with open(path, newline="", encoding="utf-8") as f:
-        widths = [len(row) for row in csv.reader(f)]
-    if len(widths) != 1 + shape[0]:
-        raise ValueError(f"expected {1 + shape[0]} rows, got {len(widths)}")
-    wrong = [i for i, width in enumerate(widths) if width != shape[1]]
-    if wrong:
-        raise ValueError(f"row {wrong[0]} has not {shape[1]} fields")

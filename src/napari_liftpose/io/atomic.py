@@ -19,8 +19,11 @@ and PyTables can report success for a broken file. Build the file in memory inst
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
 import hashlib
+import io
+import itertools
 import os
 import re
 import secrets
@@ -48,6 +51,7 @@ __all__ = [
     "hdf5_store_image",
     "temp_files_for",
     "remove_stale_temp_files",
+    "verify_csv_lines",
 ]
 
 Verify = Callable[[Path], object]
@@ -290,3 +294,28 @@ def hdf5_store_image(fill: Callable[[pd.HDFStore], object]) -> bytes:
         return store._handle.get_file_image()
     finally:
         store.close()
+
+
+def verify_csv_lines(path: Path, header_rows: int, rows: int, fields: int) -> None:
+    """Check a written CSV: ``header_rows`` records, then ``rows`` lines; the last has ``fields``.
+
+    Cheap enough for large files: the header is parsed with :mod:`csv` (names may be quoted),
+    the body's lines are counted. A cut or a lost block shows as missing lines or a short last
+    line. For tables of values, whose cells hold no line breaks.
+
+    Raises
+    ------
+    ValueError
+        On a mismatch (or a file that is not UTF-8).
+    """
+    stream = io.StringIO(Path(path).read_bytes().decode("utf-8"), newline="")
+    header = list(itertools.islice(csv.reader(stream), header_rows))
+    if len(header) != header_rows:
+        raise ValueError(f"expected {header_rows} header rows, got {len(header)}")
+    body = stream.read()
+    if body.count("\n") != rows or (rows and not body.endswith("\n")):
+        raise ValueError(f"expected {rows} rows of values, got {body.count(chr(10))} lines")
+    if rows:
+        last = body.rstrip("\r\n").rsplit("\n", 1)[-1]
+        if len(next(csv.reader([last]))) != fields:
+            raise ValueError(f"the last row does not have {fields} fields")

@@ -16,7 +16,12 @@ import numpy as np
 import pandas as pd
 
 from napari_liftpose.io._hdf5 import is_hdf5, pandas_keys
-from napari_liftpose.io.atomic import atomic_path, atomic_write_bytes, hdf5_store_image
+from napari_liftpose.io.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    hdf5_store_image,
+    verify_csv_lines,
+)
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.io.hdf5_safety import check_no_pickles
 from napari_liftpose.poses import Poses
@@ -415,7 +420,7 @@ def _verify_dlc_h5(path: Path, shape: tuple[int, int]) -> None:
 
 
 def _verify_dlc_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Check a written DLC CSV: header rows + one row per frame, each with every column."""
+    """Check a written DLC CSV: header rows, then one line per frame; the last one complete."""
     names = frame.index.names
     if isinstance(frame.index, pd.MultiIndex):
         labels = [name or "" for name in names]
@@ -423,14 +428,7 @@ def _verify_dlc_csv(path: Path, frame: pd.DataFrame) -> None:
         labels = ["" if name is None else name for name in names]
     # pandas adds a row of index names under the column levels unless they are all empty
     header_rows = frame.columns.nlevels + (set(labels) != {""})
-    n_fields = frame.index.nlevels + frame.shape[1]
-    with open(path, newline="", encoding="utf-8") as f:
-        widths = [len(row) for row in csv.reader(f)]
-    if len(widths) != header_rows + len(frame):
-        raise ValueError(f"expected {header_rows + len(frame)} rows, got {len(widths)}")
-    short = [i for i, width in enumerate(widths[header_rows:]) if width != n_fields]
-    if short:
-        raise ValueError(f"row {short[0]} has not {n_fields} fields")
+    verify_csv_lines(path, header_rows, len(frame), frame.index.nlevels + frame.shape[1])
 
 
 def to_dlc_dataframe(poses: Poses) -> pd.DataFrame:
