@@ -32,7 +32,7 @@ from tests.safety.conftest import cli_env, leftover_temp_files
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-FRAMES = 30_000  # about half a second to build, write and check the file
+FRAMES = 20_000  # about half a second to build, write and check the file
 
 DRIVER = textwrap.dedent(
     """
@@ -204,3 +204,20 @@ def test_guard_does_nothing_outside_the_main_thread():
     thread.start()
     thread.join()
     assert errors == [False]
+
+
+def test_a_save_the_interrupt_asks_for_may_publish(tmp_path):
+    """The best model after Ctrl+C: ``set_aside`` lets that one write through."""
+    target = tmp_path / "best.npz"
+    interrupts.record(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_npz(_poses(5), target)
+        assert not target.exists()
+        with interrupts.set_aside() as signum:
+            assert signum == signal.SIGINT and interrupts.pending() is None
+            write_npz(_poses(5), target)
+        assert interrupts.pending() == signal.SIGINT
+    finally:
+        interrupts.clear()
+    assert target.exists() and leftover_temp_files(tmp_path) == []

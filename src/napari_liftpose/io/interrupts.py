@@ -38,6 +38,8 @@ __all__ = [
     "interrupt_guard",
     "pending",
     "clear",
+    "record",
+    "set_aside",
     "raise_if_pending",
     "exit_code",
     "deferred_signals",
@@ -58,6 +60,30 @@ def clear() -> None:
     """Forget a received signal (a new run starts with nothing pending)."""
     global _pending
     _pending = None
+
+
+def record(signum: int) -> None:
+    """Mark ``signum`` as received (what the guard's handler does), unless one already is."""
+    global _pending
+    if _pending is None:
+        _pending = int(signum)
+
+
+@contextlib.contextmanager
+def set_aside() -> Iterator[int | None]:
+    """Nothing is pending within the block; the signal set aside is pending again after it.
+
+    For a save that the interrupt itself asks for (the best model so far after Ctrl+C):
+    :func:`napari_liftpose.io.atomic.atomic_path` may rename within the block. Yields the
+    signal set aside (or None).
+    """
+    signum = _pending
+    clear()
+    try:
+        yield signum
+    finally:
+        if signum is not None:
+            record(signum)
 
 
 def raise_if_pending() -> None:
@@ -87,9 +113,7 @@ def exit_code(signum: int | None = None) -> int:
 
 
 def _record_and_raise(signum: int, frame: object) -> None:
-    global _pending
-    if _pending is None:
-        _pending = signum
+    record(signum)
     raise KeyboardInterrupt(f"interrupted by {signal.Signals(signum).name}")
 
 
