@@ -91,6 +91,14 @@ def _root_attribute(frame, path, marker):
     return path
 
 
+def _pandas_type(frame, path, marker):
+    """``pandas_type``, the attribute ``HDFStore.keys()`` reads on every group to list them."""
+    _table_file(frame, path)
+    with h5py.File(path, "a") as f:
+        f[KEY].attrs["pandas_type"] = np.bytes_(pickle.dumps(Touch(marker), 0))
+    return path
+
+
 def _object_column(frame, path, marker):
     """A "fixed" table with one object column holding the object (pandas pickles it)."""
     frame = frame.astype(object)
@@ -110,6 +118,7 @@ CRAFTS: dict[str, Callable] = {
     "table attribute": _table_attribute,
     "vlen attribute": _vlen_attribute,
     "root attribute": _root_attribute,
+    "pandas_type": _pandas_type,
     "object column": _object_column,
     "object index": _object_index,
 }
@@ -156,6 +165,7 @@ def test_crafted_files_do_run_code_through_plain_pandas(kind, data_dir, tmp_path
 def test_read_poses_and_detection_refuse_without_running_code(kind, crafted, no_marker):
     path = crafted[0][kind]
     assert detect_format(path) == "dlc"  # claimed (by h5py), so the refusal below names it
+    assert not no_marker.exists(), "detection ran the pickle"
     with pytest.raises(PoseFileError) as err:
         read_poses(path)
     message = str(err.value)
@@ -213,6 +223,7 @@ def _cli_runs(files: dict[str, Path], crafted: Path, model: Path) -> dict[str, t
 CLI_CASES = [
     ("lift", "group attribute"),
     ("lift", "object index"),
+    ("lift", "pandas_type"),
     ("train library", "object column"),
     ("train tracks", "table attribute"),
     ("evaluate tracks", "vlen attribute"),
@@ -227,6 +238,18 @@ def test_cli_refuses_in_one_line(command, kind, crafted, cli_files, no_marker, t
     result = run_cli(*_cli_runs(cli_files, path, model)[command])
     assert_one_line_error(result, str(path), "pickled Python objects")
     assert list(tmp_path.iterdir()) == []  # no output of any kind
+
+
+def test_an_hdf5_file_that_is_no_pandas_table_is_never_opened_by_pytables(tmp_path, marker):
+    """Not claimed by any format (detection is h5py only): "not recognised", nothing runs."""
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["note"] = np.bytes_(pickle.dumps(Touch(marker), 0))
+        f.create_group("df").attrs["info"] = np.bytes_(pickle.dumps(Touch(marker), 0))
+    assert detect_format(path) is None
+    with pytest.raises(PoseFileError, match="not recognised"):
+        read_poses(path)
+    assert not marker.exists()
 
 
 # -- the check itself ---------------------------------------------------------------------------
