@@ -126,7 +126,6 @@ def _read_csv_table(path: Path, raw: bytes) -> pd.DataFrame:
         )
     n_header, n_index = layout
     header = _check_csv_rows(path, raw, n_header)
-    _check_unique_columns(path, [tuple(row[n_index:]) for row in header[1:]])
     try:
         frame = pd.read_csv(
             io.BytesIO(raw),
@@ -138,6 +137,8 @@ def _read_csv_table(path: Path, raw: bytes) -> pd.DataFrame:
         if isinstance(err, pd.errors.ParserError):
             _scan_rows(path, raw, n_header)  # a row too wide: name its line
         raise PoseFileError(path, f"unreadable DeepLabCut CSV: {err}") from None
+    # the header's own cells: pandas renames a repeated column ("x" -> "x.1")
+    _check_unique_columns(path, [tuple(row[n_index:]) for row in header[1:]])
     _check_numeric(path, frame, first_line=n_header + 1)
     return frame
 
@@ -199,7 +200,7 @@ def _check_unique_columns(path: Path, levels: list[tuple[str, ...]]) -> None:
     ``levels``: the header rows below ``scorer``, one tuple of cells per row. Several scorers
     for one bodypart count as duplicates too (the scorer is not part of the pose).
     """
-    keys = list(zip(*levels, strict=True))
+    keys = list(zip(*levels, strict=False))
     seen: set[tuple[str, ...]] = set()
     duplicates = list(dict.fromkeys(k for k in keys if k in seen or seen.add(k)))
     if duplicates:
