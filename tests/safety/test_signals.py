@@ -209,15 +209,18 @@ def test_guard_does_nothing_outside_the_main_thread():
 def test_a_save_the_interrupt_asks_for_may_publish(tmp_path):
     """The best model after Ctrl+C: ``set_aside`` lets that one write through."""
     target = tmp_path / "best.npz"
-    interrupts.record(signal.SIGINT)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            write_npz(_poses(5), target)
-        assert not target.exists()
-        with interrupts.set_aside() as signum:
-            assert signum == signal.SIGINT and interrupts.pending() is None
-            write_npz(_poses(5), target)
-        assert interrupts.pending() == signal.SIGINT
+        with interrupts.interrupt_guard():
+            interrupts.record(signal.SIGINT)
+            with pytest.raises(KeyboardInterrupt):
+                write_npz(_poses(5), target)
+            assert not target.exists()
+            with interrupts.set_aside() as signum:
+                assert signum == signal.SIGINT and interrupts.pending() is None
+                write_npz(_poses(5), target)
+            assert interrupts.pending() == signal.SIGINT
+        write_npz(_poses(6), tmp_path / "later.npz")  # outside a guard: no longer blocks
+        assert interrupts.pending() == signal.SIGINT  # still readable for the exit code
     finally:
         interrupts.clear()
     assert target.exists() and leftover_temp_files(tmp_path) == []

@@ -81,8 +81,9 @@ def atomic_path(path: str | Path, verify: Verify | None = None) -> Iterator[Path
         failed ``verify``: ``"PATH: could not write: REASON; the old file is kept"`` (or
         ``"nothing was written"``). The temporary file is removed, the old target untouched.
     KeyboardInterrupt
-        If a SIGINT/SIGTERM is pending (:func:`napari_liftpose.io.interrupts.pending`) when
-        the file is complete: nothing is renamed.
+        If, inside :func:`napari_liftpose.io.interrupts.interrupt_guard`, a SIGINT/SIGTERM
+        was received (:func:`napari_liftpose.io.interrupts.interrupted`) by the time the file
+        is complete: nothing is renamed.
     """
     path = Path(path)
     existed = os.path.lexists(path)
@@ -122,7 +123,8 @@ def _finish(tmp: Path, path: Path, verify: Verify | None, existed: bool) -> None
             raise _write_error(
                 path, f"the written file does not read back as written ({detail})", existed
             ) from None
-    interrupts.raise_if_pending()
+    if interrupts.interrupted():  # even if the library that ran swallowed the interrupt
+        interrupts.raise_if_pending()
     try:
         os.replace(tmp, path)
     except OSError as err:
@@ -188,7 +190,10 @@ def temp_files_for(path: str | Path) -> list[Path]:
     """The temporary files of :func:`atomic_path` for ``path`` (any process), sorted."""
     path = Path(path)
     pattern = glob.escape(_temp_prefix(path)) + "*.tmp" + glob.escape(path.suffix)
-    return sorted(p for p in path.parent.glob(pattern) if _TEMP_RE.search(p.name))
+    try:
+        return sorted(p for p in path.parent.glob(pattern) if _TEMP_RE.search(p.name))
+    except OSError:  # an unreadable folder: the write itself will say what is wrong
+        return []
 
 
 def remove_stale_temp_files(path: str | Path) -> list[Path]:

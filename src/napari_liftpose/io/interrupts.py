@@ -3,9 +3,11 @@
 A ``KeyboardInterrupt`` raised while h5py or PyTables runs a callback or a ``__del__`` is
 printed as "Exception ignored" and lost, so a run could carry on and publish a file after the
 user pressed Ctrl+C. :func:`interrupt_guard` installs handlers that *record* the signal before
-raising, and :func:`napari_liftpose.io.atomic.atomic_path` checks :func:`pending` before it
-renames a temporary file into place: once an interrupt arrived, no new file is published, even
-if the exception itself was swallowed. SIGTERM raises ``KeyboardInterrupt`` too, so ``finally``
+raising, and :func:`napari_liftpose.io.atomic.atomic_path` checks :func:`interrupted` before it
+renames a temporary file into place: once an interrupt arrived inside the guard, no new file is
+published, even if the exception itself was swallowed (:func:`set_aside` lets through a save
+the interrupt asks for, such as the best model so far). The recorded signal stays readable
+through :func:`pending` after the guard, for the exit code; it blocks no write there. SIGTERM raises ``KeyboardInterrupt`` too, so ``finally``
 blocks (temporary files, half-written models) clean up on ``kill`` as on Ctrl+C.
 
 Exit codes recommended for the command line (the shell's convention, 128 + the signal number;
@@ -41,6 +43,7 @@ __all__ = [
     "record",
     "set_aside",
     "raise_if_pending",
+    "interrupted",
     "exit_code",
     "deferred_signals",
     "GUARDED_SIGNALS",
@@ -49,6 +52,7 @@ __all__ = [
 GUARDED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 _pending: int | None = None
+_guards = 0  # how many interrupt_guard blocks are active (main thread only)
 
 
 def pending() -> int | None:
@@ -98,6 +102,15 @@ def raise_if_pending() -> None:
         raise KeyboardInterrupt(f"interrupted by {signal.Signals(_pending).name}")
 
 
+def interrupted() -> bool:
+    """True inside :func:`interrupt_guard` once a signal was received: publish nothing new.
+
+    Outside a guard this is always False, so a signal recorded by an earlier guarded run (a
+    test calling the CLI's ``main``, say) does not block later writes in the same process.
+    """
+    return _guards > 0 and _pending is not None
+
+
 def exit_code(signum: int | None = None) -> int:
     """The exit code for an interrupted run: ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
 
@@ -128,13 +141,16 @@ def interrupt_guard() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _guards
     previous = {sig: signal.getsignal(sig) for sig in GUARDED_SIGNALS}
     clear()
     for sig in GUARDED_SIGNALS:
         signal.signal(sig, _record_and_raise)
+    _guards += 1
     try:
         yield
     finally:
+        _guards -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
