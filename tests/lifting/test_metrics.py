@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,13 @@ def test_evaluate_matches_keypoints_by_name(poses):
     bad = Poses(poses[:, None, :5], names[:5])
     with pytest.raises(ValueError, match=r"missing: \['k5', 'k6', 'k7'\]"):
         evaluate(pred, bad)
+
+
+def test_evaluate_one_frame_warns_nothing(poses):
+    names = [f"k{i}" for i in range(8)]
+    one = Poses(poses[:1, None], names, edges=[[0, 1]], units="mm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" would fail here
+        m = evaluate(one, one)
+    assert m["mpjpe"] == 0
+    assert np.isnan(m["mpjve"]) and np.isnan(m["bone_length_std"])

@@ -62,6 +62,12 @@ def _mean(err: np.ndarray, valid: np.ndarray) -> float:
     return float(err[valid].mean()) if valid.any() else float("nan")
 
 
+def _finite_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN (without numpy's empty-slice warning) when there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def per_joint_mpjpe(
     pred: np.ndarray, truth: np.ndarray, roots: Sequence[int] | int = 0, target_sets=None
 ) -> np.ndarray:
@@ -235,15 +241,13 @@ def evaluate(
     t = np.swapaxes(truth.coords, 0, 1)
     _, _, valid = _pair(p, t, r, ts)
     pj = per_joint_mpjpe(p, t, r, ts)
-    vel = [mpjve(p[i], t[i], r, ts) for i in range(len(p))]
-    vel = [v for v in vel if np.isfinite(v)]
     return {
         "mpjpe": mpjpe(p, t, r, ts),
         "pa_mpjpe": pa_mpjpe(p, t, r, ts),
         "n_mpjpe": n_mpjpe(p, t, r, ts),
-        "mpjve": float(np.mean(vel)) if vel else float("nan"),
-        "bone_length_std": float(np.nanmean([bone_length_std(x, pred.edges) for x in p])),
-        "bone_length_std_truth": float(np.nanmean([bone_length_std(x, pred.edges) for x in t])),
+        "mpjve": _finite_mean([mpjve(p[i], t[i], r, ts) for i in range(len(p))]),
+        "bone_length_std": _finite_mean([bone_length_std(x, pred.edges) for x in p]),
+        "bone_length_std_truth": _finite_mean([bone_length_std(x, pred.edges) for x in t]),
         "per_joint_mpjpe": {
             k: (None if not np.isfinite(v) else float(v))
             for k, v in zip(pred.keypoints, pj, strict=True)

@@ -714,8 +714,8 @@ def _save_after_error(finish, write_resume, how, history, output) -> TrainResult
             write_resume(len(history))
     except Exception as err:  # the original exception matters more; say what was lost
         log.error("%s: could not save after training %s: %s", output, how, err)
-    if result is not None:
-        log.warning(result.summary())
+    if result is not None:  # the caller gets it as ``err.train_result``: no second warning line
+        log.info(result.summary())
     return result
 
 

@@ -284,13 +284,13 @@ class LiftPoseWidget(QWidget):
                 raise ValueError("3D library: choose one or more 3D pose files")
             library = [read_poses(f) for f in files]
             camera = self._camera_choice()
+            config = TrainConfig(
+                model=self.model_kind.value, epochs=int(self.epochs.value), device=self.device.value
+            )
         except (PoseFileError, ValueError, KeyError) as err:
             self._error(str(err))
             return
         roots = [r.strip() for r in self.roots.value.split(",") if r.strip()] or None
-        config = TrainConfig(
-            model=self.model_kind.value, epochs=int(self.epochs.value), device=self.device.value
-        )
         self._cancel.clear()
         self.loss_curve.reset()
         self._pbar = progress(total=config.epochs, desc="Training lifter")
@@ -327,10 +327,11 @@ class LiftPoseWidget(QWidget):
 
     def _training_done(self, result) -> None:
         self.last_result = result
-        if result.path is not None:
+        if result.written:
             self.load_model(result.path)
-        best = "" if result.val_mpjpe is None else f", validation MPJPE {result.val_mpjpe:.3g}"
-        self._info(f"Training {result.status} after {result.epochs_run} epochs{best}")
+            self._info(result.summary())
+        else:
+            self._error(result.summary())
 
     def _training_failed(self, error: Exception) -> None:
         self._error(f"Training failed: {error}")
