@@ -22,7 +22,6 @@ import contextlib
 import csv
 import glob
 import hashlib
-import io
 import itertools
 import os
 import re
@@ -313,14 +312,20 @@ def verify_csv_lines(path: Path, header_rows: int, rows: int, fields: int) -> No
     ValueError
         On a mismatch (or a file that is not UTF-8).
     """
-    stream = io.StringIO(Path(path).read_bytes().decode("utf-8"), newline="")
-    header = list(itertools.islice(csv.reader(stream), header_rows))
+    found, tail = 0, b""
+    with open(path, "rb") as f:
+        lines = (line.decode("utf-8") for line in iter(f.readline, b""))
+        header = list(itertools.islice(csv.reader(lines), header_rows))  # reads no further
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            found += chunk.count(b"\n")
+            tail += chunk
+            start = tail.rfind(b"\n", 0, len(tail) - 1) + 1  # keep the last line only
+            tail = tail[start:]
     if len(header) != header_rows:
         raise ValueError(f"expected {header_rows} header rows, got {len(header)}")
-    body = stream.read()
-    if body.count("\n") != rows or (rows and not body.endswith("\n")):
-        raise ValueError(f"expected {rows} rows of values, got {body.count(chr(10))} lines")
+    if found != rows or (rows and not tail.endswith(b"\n")):
+        raise ValueError(f"expected {rows} rows of values, got {found} lines")
     if rows:
-        last = body.rstrip("\r\n").rsplit("\n", 1)[-1]
+        last = tail.rstrip(b"\r\n").decode("utf-8", errors="replace")
         if len(next(csv.reader([last]))) != fields:
             raise ValueError(f"the last row does not have {fields} fields")
