@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,3 +70,26 @@ def fly_small(data_dir):
             units="mm",
             source=str(path),
         )
+
+
+def nobody_uid() -> int | None:
+    """The uid of ``nobody`` when tests run as root (to see permissions bite), else None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        return pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        return None
+
+
+
+@contextlib.contextmanager
+def effective_user(uid: int):
+    """Run the block with ``uid`` as the effective user (root gets its powers back after)."""
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)

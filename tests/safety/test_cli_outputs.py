@@ -24,7 +24,13 @@ import pytest
 from napari_liftpose.cli import main
 from napari_liftpose.io import read_poses, write_poses
 
-from .conftest import assert_one_line_error, leftover_temp_files, run_cli
+from .conftest import (
+    assert_one_line_error,
+    effective_user,
+    leftover_temp_files,
+    nobody_uid,
+    run_cli,
+)
 
 REFUSED = "would overwrite the input"
 
@@ -305,3 +311,27 @@ def test_an_unreadable_input_says_permission_denied(work, tmp_path, capsys):
     assert main(["lift", str(work["model"]), str(locked), "-o", str(tmp_path / "o.npz")]) == 2
     line = one_line(capsys.readouterr().err)
     assert "locked.h5" in line and "ermission denied" in line and "HDF5" not in line
+
+
+
+@pytest.mark.skipif(nobody_uid() is None, reason="needs root and a 'nobody' user")
+def test_an_unreadable_input_says_permission_denied_as_another_user(work, capsys):
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="liftpose-perm-"))
+    try:
+        shared.chmod(0o777)
+        model = shared / "model.safetensors"
+        shutil.copyfile(work["model"], model)
+        model.chmod(0o644)
+        locked = shared / "locked.h5"
+        shutil.copyfile(work["analysis"], locked)
+        locked.chmod(0)
+        with effective_user(nobody_uid()):
+            code = main(["lift", str(model), str(locked), "-o", str(shared / "o.npz")])
+        assert code == 2
+        line = one_line(capsys.readouterr().err)
+        assert "locked.h5" in line and "ermission denied" in line and "HDF5" not in line
+        assert not (shared / "o.npz").exists()
+    finally:
+        shutil.rmtree(shared)

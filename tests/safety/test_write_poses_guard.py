@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from napari_liftpose.io import read_poses, refined_path, write_poses
+
+from .conftest import effective_user, nobody_uid
 
 SOURCES = [
     "sleap_small/small_robot_minimal.slp",
@@ -72,14 +75,27 @@ def test_refined_names_keep_compound_suffixes():
     assert refined_path("noext").name == "noext.refined"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_an_unreadable_file_says_permission_denied(tmp_path, data_dir):
+
+@pytest.mark.skipif(
+    os.name != "posix" or (os.geteuid() == 0 and nobody_uid() is None),
+    reason="needs POSIX permissions (as root: a 'nobody' user to drop to)",
+)
+def test_an_unreadable_file_says_permission_denied(data_dir):
+    import tempfile
+
     from napari_liftpose.io import PoseFileError
 
-    source = tmp_path / "top.analysis.h5"
-    shutil.copyfile(
-        data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.analysis.h5", source
-    )
-    source.chmod(0)
-    with pytest.raises(PoseFileError, match="permission denied"):
-        read_poses(source)
+    folder = Path(tempfile.mkdtemp(prefix="liftpose-perm-"))
+    try:
+        source = folder / "top.analysis.h5"
+        shutil.copyfile(
+            data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.analysis.h5",
+            source,
+        )
+        source.chmod(0)
+        folder.chmod(0o755)
+        user = effective_user(nobody_uid()) if os.geteuid() == 0 else contextlib.nullcontext()
+        with user, pytest.raises(PoseFileError, match="permission denied"):
+            read_poses(source)
+    finally:
+        shutil.rmtree(folder)
