@@ -85,3 +85,20 @@ def test_the_cli_names_the_resume_file_as_training_does(tmp_path):
     out = tmp_path / "model.safetensors"
     assert state_file(out) == resume_path(out)
     assert state_file(Path("m")) == resume_path(Path("m"))
+
+
+def test_warnings_are_one_line_and_numpy_noise_is_quiet(monkeypatch, capsys):
+    import warnings
+
+    import numpy as np
+
+    def noisy(args):
+        np.nanmean(np.full(3, np.nan))  # RuntimeWarning: Mean of empty slice
+        warnings.warn("the file kept as it is\nwriting beside it", UserWarning, stacklevel=1)
+        return 0
+
+    register(monkeypatch, "noisy", noisy)
+    assert main(["noisy"]) == 0
+    assert capsys.readouterr().err == "warning: the file kept as it is writing beside it\n"
+    assert main(["-v", "noisy"]) == 0
+    assert "Mean of empty slice" in capsys.readouterr().err

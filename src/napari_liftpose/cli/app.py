@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from napari_liftpose.cli import demo, evaluate, lift, train
@@ -75,6 +76,11 @@ def _unexpected(err: BaseException, prefix: str, verbose: bool) -> str:
     return f"{prefix}: unexpected {type(err).__name__}: {err}{hint}"
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one ``warning:`` line (Python's default adds the source line)."""
+    sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0, 2, 130, 143 or 141; see the module)."""
     from napari_liftpose.io import interrupts
@@ -83,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = False
     message: str | None = None
     code = 2
-    with interrupts.interrupt_guard():
+    with interrupts.interrupt_guard(), warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
         try:
             args = build_parser().parse_args(argv)
             command, verbose = args.command, args.verbose
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 level=logging.INFO if verbose else logging.WARNING,
                 format="%(levelname)s %(name)s: %(message)s",
             )
+            if not verbose:  # numpy's "Mean of empty slice" and the like: noise for a user
+                warnings.simplefilter("ignore", RuntimeWarning)
             code = int(args.run(args) or 0)
             sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
         except BrokenPipeError as err:

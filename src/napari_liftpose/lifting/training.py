@@ -11,7 +11,6 @@ it untouched. The optimiser state and the best weights are kept in
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -709,7 +708,7 @@ def _save_after_error(finish, write_resume, how, history, output) -> TrainResult
     """Write the best model and the resume state after an exception; never raise an error."""
     result = None
     try:
-        with _publish_despite_interrupt():
+        with interrupts.set_aside():  # the save the interrupt asks for may publish
             result = finish(how)
             write_resume(len(history))
     except Exception as err:  # the original exception matters more; say what was lost
@@ -717,24 +716,6 @@ def _save_after_error(finish, write_resume, how, history, output) -> TrainResult
     if result is not None:  # the caller gets it as ``err.train_result``: no second warning line
         log.info(result.summary())
     return result
-
-
-@contextlib.contextmanager
-def _publish_despite_interrupt():
-    """Let the deliberate save of the best model after Ctrl+C / SIGTERM publish its file.
-
-    :mod:`napari_liftpose.io.atomic` renames nothing while a signal is pending (so that a
-    swallowed interrupt cannot publish a half-made file); saving the best model so far is what
-    the interrupt asks for here, so the pending signal is set aside during the save and
-    restored after it.
-    """
-    signum = interrupts.pending()
-    interrupts.clear()
-    try:
-        yield
-    finally:
-        if signum is not None:
-            interrupts._pending = signum  # noqa: SLF001  (no public setter; see the module)
 
 
 def _without_infinite(poses: Poses, what: str) -> Poses:
