@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,32 @@ def effective_user(uid: int):
         yield
     finally:
         os.seteuid(0)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size_kb: int):
+    """A real, small file system (a tmpfs of ``size_kb``) on ``folder``; unmounted afterwards.
+
+    Mounting needs root on Linux; the test is skipped, saying why, where it cannot be done.
+    """
+    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+        pytest.skip("a small tmpfs needs Linux and mount(8)")
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (root needed): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill_disk(folder: Path, leave: int) -> None:
+    """Fill ``folder``'s file system until only about ``leave`` bytes are free."""
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    (folder / "ballast").write_bytes(b"\0" * max(free - leave, 0))

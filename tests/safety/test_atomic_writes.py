@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,7 +30,8 @@ from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.io.liftpose_h5 import write_liftpose_h5
 from napari_liftpose.io.numpy_format import write_npz
 from napari_liftpose.poses import Poses
-from tests.safety.conftest import cli_env, leftover_temp_files
+
+from .conftest import cli_env, fill_disk, leftover_temp_files, small_disk
 
 # name: (module, function, suffix, space)
 WRITERS = {
@@ -121,29 +121,8 @@ def assert_refused_and_kept(result, target: Path, old: bytes) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path):
     """A 4 MiB tmpfs mounted for the test (root only); unmounted afterwards."""
-    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
-        pytest.skip("a small tmpfs needs Linux and mount(8)")
-    folder = tmp_path / "small_fs"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (root needed): {mounted.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "small_fs", 4096) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
-def fill(folder: Path, leave: int) -> None:
-    """Fill ``folder``'s file system until only ``leave`` bytes are free."""
-    stats = os.statvfs(folder)
-    free = stats.f_bavail * stats.f_frsize
-    with open(folder / "filler", "wb") as f:
-        f.write(b"\0" * max(free - leave, 0))
 
 
 @pytest.mark.parametrize("writer", WRITERS)
@@ -151,7 +130,7 @@ def test_full_disk_keeps_the_old_file(small_fs, tmp_path, writer):
     target = small_fs / f"poses{WRITERS[writer][2]}"
     assert run_writer(tmp_path, writer, 20, target).returncode == 0
     old = target.read_bytes()
-    fill(small_fs, leave=64 * 1024)
+    fill_disk(small_fs, leave=64 * 1024)
     result = run_writer(tmp_path, writer, 2000, target)
     assert_refused_and_kept(result, target, old)
     assert "No space left on device" in result.stdout

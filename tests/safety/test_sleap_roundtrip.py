@@ -29,7 +29,7 @@ import sleap_io as sio
 
 from napari_liftpose.io import PoseFileError, read_poses, write_poses
 
-from .conftest import cli_env, leftover_temp_files
+from .conftest import cli_env, fill_disk, leftover_temp_files, small_disk
 
 PKG = "sleap_small/minimal_instance.pkg.slp"
 ROBOT = "sleap_small/small_robot_minimal.slp"  # user instances, no tracks
@@ -311,31 +311,6 @@ _WRITE = textwrap.dedent(
 )
 
 
-@contextlib.contextmanager
-def _small_disk(folder: Path, size_kb: int):
-    """A tmpfs of ``size_kb`` mounted on ``folder`` (root only), unmounted afterwards."""
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root on Linux")
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
-        capture_output=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-
-
-def _fill(folder: Path, leave: int) -> None:
-    """Fill ``folder``'s file system, leaving about ``leave`` bytes."""
-    stat = os.statvfs(folder)
-    free = stat.f_bavail * stat.f_frsize
-    (folder / "ballast").write_bytes(b"\0" * max(free - leave, 0))
-
-
 @pytest.mark.parametrize("kind", ["slp", "analysis"])
 @pytest.mark.parametrize("disk", ["tmpfs", "file size limit"])
 def test_full_disk_is_a_clean_error_and_keeps_the_old_file(tmp_path, data_dir, kind, disk):
@@ -345,7 +320,7 @@ def test_full_disk_is_a_clean_error_and_keeps_the_old_file(tmp_path, data_dir, k
     name = "out.slp" if kind == "slp" else "out.analysis.h5"
     with contextlib.ExitStack() as stack:
         if disk == "tmpfs":
-            folder = stack.enter_context(_small_disk(tmp_path / "disk", 256))
+            folder = stack.enter_context(small_disk(tmp_path / "disk", 256))
             limit = 0
         else:
             folder = tmp_path / "disk"
@@ -355,7 +330,7 @@ def test_full_disk_is_a_clean_error_and_keeps_the_old_file(tmp_path, data_dir, k
         old.write_bytes(b"the old file" * 100)
         digest = _digest(old)
         if disk == "tmpfs":
-            _fill(folder, 20_000)
+            fill_disk(folder, 20_000)
         result = subprocess.run(
             [sys.executable, "-c", _WRITE, str(source), str(old), str(limit)],
             capture_output=True,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_liftpose.lifting.matching import keypoint_mismatch
+
 __all__ = ["RootLayout", "check_keypoints"]
 
 
@@ -28,13 +30,10 @@ def check_keypoints(
     ValueError
         ``"keypoints do not match the model: missing: [...]; extra: [...]"``.
     """
-    missing = [k for k in model_keypoints if k not in data_keypoints]
-    if missing:
-        extra = [k for k in data_keypoints if k not in model_keypoints]
+    problem = keypoint_mismatch(model_keypoints, data_keypoints)
+    if problem:
         prefix = f"{where}: " if where else ""
-        raise ValueError(
-            f"{prefix}keypoints do not match the model: missing: {missing}; extra: {extra}"
-        )
+        raise ValueError(f"{prefix}keypoints do not match the model: {problem}")
 
 
 @dataclass(frozen=True)
