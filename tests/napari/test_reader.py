@@ -202,3 +202,46 @@ def test_bones_keep_their_shader_program_while_the_slider_moves(
     assert builds == []
     assert all(shot.sum() > 50 for shot in shots)  # bones drawn at each frame...
     assert (shots[0] != shots[2]).sum() > 50  # ...where that frame has them
+
+
+@pytest.mark.parametrize("plugin", ["napari-liftpose", None])
+def test_file_open_of_a_crafted_pickle_runs_nothing(make_napari_viewer, data_dir, tmp_path, plugin):
+    """File > Open, with our plugin named or chosen by napari: a refusal, and no code run."""
+    import pickle
+
+    import h5py
+    import pandas as pd
+    from napari.utils.notifications import notification_manager
+
+    marker = tmp_path / "PWNED"
+    crafted = tmp_path / "crafted.h5"
+    pd.read_hdf(data_dir / "dlc_reaching_2d/reachingDEMO_2D.h5").iloc[:20].to_hdf(
+        crafted, key="df_with_missing", format="table", mode="w"
+    )
+    payload = pickle.dumps(_Touch(marker), 0)
+    with h5py.File(crafted, "a") as f:
+        f["df_with_missing"].attrs["info"] = np.bytes_(payload)
+    viewer = make_napari_viewer()
+    seen = []
+    notification_manager.notification_ready.connect(lambda n: seen.append(n))
+    try:
+        viewer.open(crafted, plugin=plugin)
+    except Exception as err:  # napari raises when no reader takes the file
+        seen.append(err)
+    assert not marker.exists()
+    assert len(viewer.layers) == 0
+    messages = [str(getattr(n, "message", n)) for n in seen]
+    if plugin is None:  # napari asks which reader to use (a dialog in the GUI); nothing is read
+        assert any("Multiple plugins" in m or "pickled" in m for m in messages), messages
+    else:
+        assert any(str(crafted) in m and "pickled" in m for m in messages), messages
+
+
+class _Touch:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (self.marker,))
