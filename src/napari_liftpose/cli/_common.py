@@ -110,13 +110,13 @@ def check_readable(paths: Iterable[str | Path | None]) -> None:
     PoseFileError
         ``"PATH: file not found"`` or ``"PATH: cannot be read: Permission denied"``.
     """
-    from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
+    from napari_liftpose.io.errors import PoseFileError, not_a_file_error
 
     for path in paths:
         if path is None:
             continue
         if not Path(path).is_file():
-            raise PoseFileNotFoundError(path)
+            raise not_a_file_error(path)
         try:
             with open(path, "rb"):
                 pass

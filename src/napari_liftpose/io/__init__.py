@@ -16,7 +16,7 @@ import numpy as np
 from napari_liftpose.io import anipose, dlc, liftpose_h5, numpy_format, sleap, sleap_writer
 from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
 from napari_liftpose.io.calibration import Camera, read_calibration, write_calibration
-from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
+from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError, not_a_file_error
 from napari_liftpose.io.paths import refined_path, same_file
 from napari_liftpose.poses import Poses
 
@@ -172,7 +172,7 @@ def read_poses(path: str | Path, format: str | None = None, **kwargs) -> Poses:
     """
     path = Path(path)
     if not path.is_file():
-        raise PoseFileNotFoundError(path)
+        raise not_a_file_error(path)
     _check_readable(path)
     if format is None:
         format = detect_format(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PoseFileError", "PoseFileNotFoundError"]
+__all__ = ["PoseFileError", "PoseFileNotFoundError", "not_a_file_error"]
 
 
 class PoseFileError(ValueError):
@@ -28,3 +28,17 @@ class PoseFileNotFoundError(PoseFileError, FileNotFoundError):
 
     def __init__(self, path: str | Path, problem: str = "file not found"):
         super().__init__(path, problem)
+
+
+def not_a_file_error(path: str | Path) -> PoseFileError:
+    """The error for a path that is not a regular file: missing, a folder, a FIFO or a device.
+
+    A folder, FIFO or device named like a pose file is not "file not found": say what it is
+    (and never open a FIFO, which would wait for a writer forever).
+    """
+    path = Path(path)
+    if not path.exists():
+        return PoseFileNotFoundError(path)
+    if path.is_dir():
+        return PoseFileError(path, "is a folder, not a file")
+    return PoseFileError(path, "not a regular file (a FIFO, socket or device); refused")

@@ -35,6 +35,39 @@ def is_sleap_analysis_file(path: str | Path) -> bool:
     return {"tracks", "node_names"} <= hdf5_keys(path)
 
 
+#: Most values the ``(frames, instances, nodes, 3)`` array of a SLEAP file may hold (8 GiB).
+_MAX_VALUES = 2**31
+
+
+def _check_video_length(path: Path, labels, video: int) -> None:
+    """Refuse a video length from the file's JSON that is no count or too big to allocate.
+
+    sleap-io's ``numpy()`` allocates one row per frame of the video as the file *claims* it,
+    so a crafted ``videos_json`` shape would raise a TypeError or allocate terabytes.
+    """
+    try:
+        shape = labels.videos[video].shape
+        n_frames = None if shape is None else shape[0]
+    except Exception:  # a shape that is not a sequence
+        n_frames = "?"
+    if n_frames is None:
+        return
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
+        raise PoseFileError(
+            path, f"video {video} claims {n_frames!r} frames in its metadata: not a count"
+        )
+    slots = max(
+        [len(labels.tracks), 1] + [len(lf.instances) for lf in labels.labeled_frames]
+    )
+    values = int(n_frames) * slots * max(len(labels.skeletons[-1].nodes), 1) * 3
+    if values > _MAX_VALUES:
+        raise PoseFileError(
+            path,
+            f"video {video} claims {int(n_frames):,} frames in its metadata: "
+            f"{values:,} values, more than {_MAX_VALUES:,} would be allocated",
+        )
+
+
 def read_sleap(path: str | Path, video: int = 0) -> Poses:
     """Read a SLEAP ``.slp`` file with sleap-io.
 
@@ -61,6 +94,7 @@ def read_sleap(path: str | Path, video: int = 0) -> Poses:
     if video >= len(labels.videos):
         raise PoseFileError(path, f"video {video} requested, the file has {len(labels.videos)}")
     skeleton = labels.skeletons[-1]  # sleap-io's numpy() uses the last skeleton
+    _check_video_length(path, labels, video)
     array = labels.numpy(video=video, untracked=False, return_confidence=True)
     untracked = not labels.tracks or array.shape[1] != len(labels.tracks)
     if untracked:  # no tracks, or a single-instance project: instance slots in frame order

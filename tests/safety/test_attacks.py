@@ -1,0 +1,74 @@
+"""Attacks on what landed: odd things where a pose file should be, crafted SLEAP video metadata.
+
+A folder, a FIFO or a device named like a pose file is said to be what it is (never "file not
+found", and a FIFO is never opened, so nothing hangs). A ``.slp`` whose ``videos_json`` claims a
+video length that is no count, or so big that sleap-io would allocate terabytes for it, is one
+error naming the file, not an unexpected TypeError or MemoryError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_liftpose.cli.app import main
+from napari_liftpose.io import PoseFileError, read_poses
+
+
+def odd_path(kind: str, folder: Path) -> Path:
+    """A path named like a pose file that is a folder, a FIFO or a link to a device."""
+    path = folder / f"{kind}.h5"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    return path
+
+
+ODD = {"folder": "is a folder", "fifo": "not a regular file", "device": "not a regular file"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("kind", sorted(ODD))
+def test_read_poses_says_what_an_odd_path_is(kind, tmp_path):
+    path = odd_path(kind, tmp_path)
+    with pytest.raises(PoseFileError) as caught:
+        read_poses(path)
+    assert ODD[kind] in str(caught.value) and "not found" not in str(caught.value)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("kind", sorted(ODD))
+def test_cli_says_what_an_odd_path_is(kind, tmp_path, capsys):
+    path = odd_path(kind, tmp_path)
+    code = main(["lift", str(path), str(path), "-o", str(tmp_path / "out.npz"), "-q"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {path}: {ODD[kind]}"), lines
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize("n_frames", [1e300, -5, "x", 10**12, None])
+def test_crafted_video_length_is_one_error_naming_the_file(n_frames, data_dir, tmp_path):
+    path = tmp_path / "crafted.slp"
+    shutil.copyfile(data_dir / "sleap_small" / "small_robot_minimal.slp", path)
+    with h5py.File(path, "r+") as f:
+        videos = [json.loads(v) for v in f["videos_json"][:]]
+        for video in videos:
+            video["backend"]["shape"] = None if n_frames is None else [n_frames, 10, 10, 1]
+        del f["videos_json"]
+        f.create_dataset("videos_json", data=np.array([json.dumps(v).encode() for v in videos]))
+    if n_frames is None:  # no shape at all: the labelled frames decide, as before
+        assert read_poses(path).n_frames >= 1
+        return
+    with pytest.raises(PoseFileError, match="claims .* frames") as caught:
+        read_poses(path)
+    assert caught.value.path == path
