@@ -72,3 +72,25 @@ def test_crafted_video_length_is_one_error_naming_the_file(n_frames, data_dir, t
     with pytest.raises(PoseFileError, match="claims .* frames") as caught:
         read_poses(path)
     assert caught.value.path == path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_a_fifo_named_like_the_video_is_not_the_video(data_dir, tmp_path):
+    table = tmp_path / "openfield.csv"
+    shutil.copyfile(data_dir / "dlc_openfield_csv" / "openfield_dlc_inference_example.csv", table)
+    os.mkfifo(tmp_path / "openfield.mp4")  # opening it would wait for a writer forever
+    assert read_poses(table).video is None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_open_video_refuses_what_is_not_a_regular_file(kind, tmp_path):
+    from napari_liftpose.napari.video import open_video
+
+    path = tmp_path / "video.mp4"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(OSError, match="not a regular file"):
+        open_video(path)

@@ -320,7 +320,8 @@ def find_dlc_video(path: str | Path) -> str | None:
     """The video beside a DLC output table: ``<video stem>DLC_<scorer>.h5`` names its video."""
     path = Path(path)
     folder = sorted(path.parent.iterdir()) if path.parent.is_dir() else []
-    candidates = [video for video in folder if _dlc_suffix(path.stem, video)]
+    # regular files only: a FIFO or device named like the video would hang the viewer
+    candidates = [v for v in folder if _dlc_suffix(path.stem, v) and v.is_file()]
     return str(max(candidates, key=lambda v: len(v.stem))) if candidates else None
 
 

@@ -64,6 +64,8 @@ def open_video(path: str | Path) -> LazyVideo:
     """Open a video file lazily; raises ``OSError`` naming the file if it cannot be decoded."""
     import sleap_io as sio
 
+    if not Path(path).is_file():  # a FIFO or device would block the decoder forever
+        raise OSError(f"{path}: cannot open video (not a regular file)")
     try:
         video = sio.load_video(str(path))
         if video.shape is None:
