@@ -94,3 +94,19 @@ def test_open_video_refuses_what_is_not_a_regular_file(kind, tmp_path):
         path.symlink_to("/dev/zero")
     with pytest.raises(OSError, match="not a regular file"):
         open_video(path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_load_lifter_refuses_what_is_not_a_regular_file(kind, tmp_path):
+    from napari_liftpose.lifting import load_lifter
+    from napari_liftpose.lifting.checkpoint import ModelFileError
+
+    path = tmp_path / "model.safetensors"
+    if kind == "fifo":
+        os.mkfifo(path)  # the napari widget loads models through the library, not the CLI
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(ModelFileError, match="not a regular file") as caught:
+        load_lifter(path)
+    assert str(path) in str(caught.value)

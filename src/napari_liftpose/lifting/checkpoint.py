@@ -161,6 +161,8 @@ def _open(path: Path) -> Iterator:
         raise ModelFileError(path, "is a folder; expected a .safetensors model file")
     if not path.exists():
         raise ModelFileError(path, "file not found")
+    if not path.is_file():  # a FIFO would block the read forever, a device never ends
+        raise ModelFileError(path, "not a regular file (a FIFO, socket or device); refused")
     try:
         _refuse_pickle(path)
     except OSError as err:
