@@ -110,3 +110,18 @@ def test_load_lifter_refuses_what_is_not_a_regular_file(kind, tmp_path):
     with pytest.raises(ModelFileError, match="not a regular file") as caught:
         load_lifter(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_calibration_and_dlc_config_that_are_fifos_are_refused(data_dir, tmp_path):
+    from napari_liftpose.io import read_calibration
+
+    calibration, config = tmp_path / "calibration.toml", tmp_path / "config.yaml"
+    os.mkfifo(calibration)
+    os.mkfifo(config)
+    with pytest.raises(PoseFileError, match="not a regular file"):
+        read_calibration(calibration)
+    table = data_dir / "dlc_openfield_csv" / "openfield_dlc_inference_example.csv"
+    with pytest.raises(PoseFileError, match="not a regular file") as caught:
+        read_poses(table, config=config)
+    assert caught.value.path == config

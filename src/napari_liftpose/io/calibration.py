@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.io.errors import PoseFileError, not_a_file_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,8 +136,8 @@ def read_calibration(path: str | Path) -> dict[str, Camera]:
     path = Path(path)
     if path.is_dir():
         raise PoseFileError(path, "is a folder; expected an anipose calibration.toml file")
-    if not path.exists():
-        raise PoseFileError(path, "file not found")
+    if not path.is_file():  # missing, or a FIFO/device that would block or never end
+        raise not_a_file_error(path)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:

@@ -22,7 +22,7 @@ from napari_liftpose.io.atomic import (
     hdf5_store_image,
     verify_csv_lines,
 )
-from napari_liftpose.io.errors import PoseFileError
+from napari_liftpose.io.errors import PoseFileError, not_a_file_error
 from napari_liftpose.io.hdf5_safety import check_no_pickles
 from napari_liftpose.poses import Poses
 
@@ -336,6 +336,8 @@ def _dlc_suffix(table_stem: str, video: Path) -> bool:
 def _skeleton_edges(config: Path, bodyparts: list[str]) -> list[tuple[int, int]]:
     import yaml
 
+    if not config.is_file():  # an explicit config= that is missing, a FIFO or a device
+        raise not_a_file_error(config)
     try:
         settings = yaml.safe_load(config.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
