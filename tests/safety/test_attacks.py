@@ -125,3 +125,43 @@ def test_calibration_and_dlc_config_that_are_fifos_are_refused(data_dir, tmp_pat
     with pytest.raises(PoseFileError, match="not a regular file") as caught:
         read_poses(table, config=config)
     assert caught.value.path == config
+
+
+def _store_externally(path: Path, name: str, target: Path) -> None:
+    """Replace dataset ``name`` by one whose values are the bytes of ``target``."""
+    with h5py.File(path, "r+") as f:
+        shape, dtype = f[name].shape, f[name].dtype
+        del f[name]
+        f.create_dataset(name, shape=shape, dtype=dtype, external=[(str(target), 0, h5py.h5f.UNLIMITED)])
+
+
+@pytest.mark.parametrize(
+    ("source", "dataset"),
+    [
+        ("sleap_anipose_minimal_session/top/minimal_top_proofread.analysis.h5", "tracks"),
+        ("sleap_anipose_minimal_session/points3d.h5", "tracks"),
+        ("sleap_small/small_robot_minimal.slp", "points"),
+    ],
+)
+def test_datasets_stored_in_other_files_are_refused(source, dataset, data_dir, tmp_path):
+    secret = tmp_path / "secret"  # any local file (or a FIFO, which would block forever)
+    secret.write_bytes(os.urandom(1 << 16))
+    path = tmp_path / Path(source).name
+    shutil.copyfile(data_dir / source, path)
+    _store_externally(path, dataset, secret)
+    with pytest.raises(PoseFileError, match="keeps its data in other files") as caught:
+        read_poses(path)
+    assert caught.value.path == path
+
+
+def test_a_liftpose_h5_with_external_storage_is_refused(fly_small, tmp_path):
+    from napari_liftpose.io import write_poses
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(1 << 20))
+    path = write_poses(fly_small.copy(source=None), tmp_path / "fly.h5")
+    with h5py.File(path, "r") as f:
+        name = next(k for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim >= 3)
+    _store_externally(path, name, secret)
+    with pytest.raises(PoseFileError, match="keeps its data in other files"):
+        read_poses(path)

@@ -50,13 +50,62 @@ def pandas_keys(path: Path) -> list[str]:
 
 
 def open_hdf5(path: Path) -> h5py.File:
-    """Open an HDF5 file for reading, turning h5py's errors into a :class:`PoseFileError`."""
+    """Open an HDF5 file for reading, turning h5py's errors into a :class:`PoseFileError`.
+
+    A dataset that keeps its values in other files (external raw storage, virtual datasets) is
+    refused: reading it would read any local file, or block forever on a FIFO.
+    """
     try:
-        return h5py.File(path, "r")
+        handle = h5py.File(path, "r")
     except (OSError, ValueError) as err:
         raise PoseFileError(
             path, f"not a readable HDF5 file (truncated or corrupt?): {err}"
         ) from None
+    try:
+        problem = _external_storage(handle)
+    except BaseException:
+        handle.close()
+        raise
+    if problem:
+        handle.close()
+        raise PoseFileError(path, problem)
+    return handle
+
+
+def refuse_external_storage(path: Path) -> None:
+    """Raise if a dataset of ``path`` keeps its data in other files; an unreadable file passes.
+
+    For readers that open the file with another library (sleap-io) and word their own errors.
+    """
+    try:
+        handle = h5py.File(path, "r")
+    except (OSError, ValueError):
+        return
+    with handle:
+        problem = _external_storage(handle)
+    if problem:
+        raise PoseFileError(path, problem)
+
+
+def _external_storage(handle: h5py.File) -> str | None:
+    """What dataset of ``handle`` keeps its data in other files, or None."""
+    found: list[str] = []
+
+    def visit(name: str, obj: h5py.HLObject) -> object:
+        if isinstance(obj, h5py.Dataset) and (
+            obj.is_virtual or obj.id.get_create_plist().get_external_count()
+        ):
+            found.append("/" + name)
+            return True  # stop visiting
+        return None
+
+    try:
+        handle.visititems(visit)
+    except (OSError, RuntimeError, ValueError, KeyError) as err:
+        return f"HDF5 structure that cannot be inspected ({err})"
+    if found:
+        return f"dataset {found[0]} keeps its data in other files; refused: it would read them"
+    return None
 
 
 def decode(values) -> list[str]:

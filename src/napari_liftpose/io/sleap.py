@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_liftpose.io._hdf5 import decode, hdf5_keys, is_hdf5, open_hdf5
+from napari_liftpose.io._hdf5 import (
+    decode,
+    hdf5_keys,
+    is_hdf5,
+    open_hdf5,
+    refuse_external_storage,
+)
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.poses import Poses
 
@@ -85,6 +91,7 @@ def read_sleap(path: str | Path, video: int = 0) -> Poses:
     import sleap_io as sio
 
     path = Path(path)
+    refuse_external_storage(path)  # before sleap-io reads a dataset stored in another file
     try:
         labels = sio.load_slp(str(path), open_videos=False)
     except Exception as err:  # sleap-io raises many types for corrupt files
