@@ -165,3 +165,12 @@ def test_a_liftpose_h5_with_external_storage_is_refused(fly_small, tmp_path):
     _store_externally(path, name, secret)
     with pytest.raises(PoseFileError, match="keeps its data in other files"):
         read_poses(path)
+
+
+def test_dlc_csv_saved_with_a_bom_reads_like_the_original(data_dir, tmp_path):
+    original = data_dir / "dlc_openfield_csv" / "openfield_dlc_inference_example.csv"
+    bom = tmp_path / "openfield.csv"  # as Excel's "CSV UTF-8" saves it
+    bom.write_bytes(b"\xef\xbb\xbf" + original.read_bytes())
+    a, b = read_poses(bom), read_poses(original)
+    assert a.keypoints == b.keypoints
+    np.testing.assert_array_equal(a.coords, b.coords)

@@ -56,7 +56,7 @@ def _csv_layout(path: Path) -> tuple[int, int] | None:
     labelled data (``labeled-data, video, image``): the cells after ``scorer`` that are empty.
     """
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:  # Excel saves a BOM
             rows = [f.readline().rstrip("\r\n").split(",") for _ in range(4)]
     except OSError:
         return None
