@@ -196,11 +196,13 @@ def _interrupted_message(output: Path, before: tuple | None, result=None) -> str
     the interrupt when it got that far; otherwise the file itself is looked at.
     """
     if result is not None:
+        from napari_liftpose.lifting.training import epochs
+
         written = bool(getattr(result, "written", False))
-        epochs = f" after {result.epochs_run} epochs"
+        after = f" after {epochs(result.epochs_run)}"
     else:
         now = _file_state(output)
-        written, epochs = now is not None and now != before, ""
+        written, after = now is not None and now != before, ""
     if written:
         kept = f"the best model so far is in {output}"
     elif output.exists():
@@ -208,7 +210,7 @@ def _interrupted_message(output: Path, before: tuple | None, result=None) -> str
     else:
         kept = "no model was written"
     more = " (continue with --resume)" if state_file(output).is_file() else ""
-    return f"{output}: training interrupted{epochs}; {kept}{more}"
+    return f"{output}: training interrupted{after}; {kept}{more}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import train
     from napari_liftpose.lifting.matching import require_space
+    from napari_liftpose.lifting.training import epochs
 
     if args.tracks_2d and len(args.tracks_2d) != len(args.libraries):
         raise CliError(
@@ -258,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     if result.path is None:  # e.g. no epoch gave a finite validation error
         raise CliError(result.summary())
     print(
-        f"wrote {result.path}: {result.status} after {result.epochs_run} epochs, best epoch "
+        f"wrote {result.path}: {result.status} after {epochs(result.epochs_run)}, best epoch "
         f"{result.best_epoch}, validation MPJPE {number(result.val_mpjpe)} {units}, "
         f"{result.elapsed_s:.1f} s"
     )

@@ -307,8 +307,8 @@ class TrainResult:
         """One line for a user: what happened and where the model is (or that none was written)."""
         if self.written:
             return (
-                f"{self.path}: training {self.status.replace('_', ' ')} after {self.epochs_run} "
-                f"epochs; wrote the best model (epoch {self.best_epoch}, validation MPJPE "
+                f"{self.path}: training {self.status.replace('_', ' ')} after "
+                f"{epochs(self.epochs_run)}; wrote the best model (epoch {self.best_epoch}, validation MPJPE "
                 f"{self.val_mpjpe:.4g})"
             )
         target = self.output or "the model file"
@@ -319,9 +319,14 @@ class TrainResult:
                 f"validation error (check the library and the camera); {kept}"
             )
         return (
-            f"{target}: training {self.status.replace('_', ' ')} after {self.epochs_run} epochs "
+            f"{target}: training {self.status.replace('_', ' ')} after {epochs(self.epochs_run)} "
             f"before any epoch finished with a finite validation error; no model written; {kept}"
         )
+
+
+def epochs(n: int) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
