@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 
@@ -37,36 +35,6 @@ def test_lift_keeps_individuals_confidence_and_marks_unusable(lifter_and_tracks)
     assert np.allclose(
         lifter.lift(tracks, batch_size=7).coords, out.coords, atol=1e-5, equal_nan=True
     )
-
-
-def test_lift_frame_matches_batch_lifting(lifter_and_tracks):
-    lifter, tracks = lifter_and_tracks
-    whole = lifter.lift(tracks).coords
-    frame = 40
-    if lifter.temporal:
-        single = lifter.lift_frame(
-            tracks.coords[frame],
-            tracks.confidence[frame],
-            context=tracks.coords,
-            frame=frame,
-            context_confidence=tracks.confidence,
-        )
-    else:
-        single = lifter.lift_frame(tracks.coords[frame], tracks.confidence[frame])
-    assert single.shape == (2, 30, 3)
-    assert np.allclose(single, whole[frame], atol=1e-4)
-    static = lifter.lift_frame(tracks.coords[frame])
-    assert np.isfinite(static).all()
-
-
-def test_lift_frame_is_fast(lifter_and_tracks):
-    lifter, tracks = lifter_and_tracks
-    lifter.lift_frame(tracks.coords[0])
-    start = time.perf_counter()
-    for i in range(20):
-        lifter.lift_frame(tracks.coords[i])
-    per_frame = (time.perf_counter() - start) / 20
-    assert per_frame < 0.05  # generous: the benchmark measures the real number
 
 
 def test_lift_rejects_3d_input(lifter_and_tracks, fly):

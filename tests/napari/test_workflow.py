@@ -147,7 +147,7 @@ def test_moving_a_2d_point_changes_that_frame_in_3d_and_nothing_else(lifted, qtb
     assert _changed_frames(before, _coords3d(points3d)) == [frame]
     # the frame shows what the model makes of the edited 2D pose
     edited_2d = layer_poses(points2d).select_keypoints(widget.lifter.keypoints).coords[frame]
-    expected = widget.lifter.lift_frame(edited_2d)[0]  # (keypoints, 3): x, y, z
+    expected = widget.lifter.lift_arrays(edited_2d[None])[0, 0]  # (keypoints, 3): x, y, z
     shown, names = _shown_3d(points3d)
     assert (shown[:, 0] == frame).all() and len(names) == len(widget.lifter.keypoints)
     order = [widget.lifter.keypoints.index(n) for n in names]

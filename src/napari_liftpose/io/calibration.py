@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Camera", "read_calibration", "write_calibration", "rodrigues", "is_calibration_file"]
+__all__ = ["Camera", "read_calibration", "write_calibration", "rodrigues"]
 
 
 def _floats(what: str, value, shape: tuple | None, kind: str = "") -> np.ndarray:
@@ -110,17 +110,6 @@ class Camera:
         out = np.stack([fx * xd + skew * yd + cx, fy * yd + cy], axis=-1)
         out[~(z > 0)] = np.nan
         return out
-
-
-def is_calibration_file(path: str | Path) -> bool:
-    """True if ``path`` looks like an anipose calibration (a ``.toml`` with ``[cam_*]`` tables)."""
-    path = Path(path)
-    if path.suffix.lower() != ".toml" or not path.is_file():
-        return False
-    try:
-        return any(k.startswith("cam_") for k in tomllib.loads(path.read_text()).keys())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
 
 
 def read_calibration(path: str | Path) -> dict[str, Camera]:

@@ -1,14 +1,14 @@
-"""Apply a trained lifter: whole files (batched) and single frames (live re-lifting)."""
+"""Apply a trained lifter to whole files (batched); the live re-lift lifts a window of frames."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from napari_liftpose.io.calibration import Camera
+from napari_liftpose.io.calibration import Camera, rodrigues
 from napari_liftpose.lifting.cameras import camera_from_dict
 from napari_liftpose.lifting.checkpoint import (
     ModelFileError,
@@ -37,8 +37,15 @@ class Lifter:
 
     Build one with :func:`load_lifter`. Attributes: ``keypoints``, ``edges``, ``layout``
     (roots), ``meta`` (the checkpoint's metadata), ``receptive_field`` (1 for the MLP),
-    ``camera`` (the training camera, if it was a known one), ``frame`` (``"camera"`` or
-    ``"world"``: the frame of the 3D it predicts), ``units``.
+    ``camera`` (the training camera, if it was a known one), ``units``, and the axes of the 3D:
+
+    - ``network_frame``: the axes the network predicts in (checkpoint metadata ``frame``):
+      ``"camera"`` for camera-trained models, ``"world"`` for real-pair models;
+    - ``frame``: the axes :meth:`lift` returns by default: ``"world"`` (the calibration's / 3D
+      library's axes) whenever the lifter knows them, i.e. for known-camera models (the network's
+      camera-axes output is rotated back by the calibration's rotation) and real-pair models;
+      ``"camera"`` for random-camera models, whose heading is the unknown filming camera's;
+    - ``frames``: every frame :meth:`lift` can return (``frame=`` argument).
     """
 
     def __init__(
@@ -66,8 +73,43 @@ class Lifter:
         self.camera: Camera | None = (
             camera_from_dict(cam["camera"]) if cam.get("kind") == "known" else None
         )
-        self.frame: str = meta.get("frame", "camera")
+        self.network_frame: str = meta.get("frame", "camera")
+        self.frames: tuple[str, ...] = (
+            ("world", "camera") if self.camera is not None else (self.network_frame,)
+        )
+        self.frame: str = "world" if "world" in self.frames else self.network_frame
         self.units: str = meta.get("units", "")
+
+    def output_frame(self, frame: str | None = None) -> str:
+        """The axes a lift with ``frame`` returns: ``frame`` itself, or :attr:`frame` for None.
+
+        Raises
+        ------
+        ValueError
+            ``"frame: expected one of [...] for this lifter, got X"`` for axes this lifter cannot
+            give (world axes from a random-camera model, camera axes from a real-pair model).
+        """
+        if frame is None:
+            return self.frame
+        if frame not in self.frames:
+            why = {
+                "world": "it was trained with random virtual cameras, so the heading of its 3D "
+                "is the filming camera's",
+                "camera": "it was trained on real 2D/3D pairs and knows no camera",
+            }.get(frame, "")
+            raise ValueError(
+                f"frame: expected one of {list(self.frames)} for this lifter, got {frame!r:.80}"
+                + (f" ({why})" if why else "")
+            )
+        return frame
+
+    def _to_frame(self, points: np.ndarray, frame: str) -> np.ndarray:
+        """Root-relative 3D ``(..., 3)`` from :attr:`network_frame` into ``frame`` (rotation only)."""
+        if frame == self.network_frame:
+            return points
+        rot = rodrigues(self.camera.rotation)  # camera point = R @ world point + t
+        # row vectors: world = R^T cam -> cam_row @ R; camera = R world -> world_row @ R^T
+        return points @ rot if frame == "world" else points @ rot.T
 
     # -- whole files -------------------------------------------------------------------
     def match(self, poses: Poses) -> Poses:
@@ -88,6 +130,7 @@ class Lifter:
         poses_2d: Poses,
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        frame: str | None = None,
     ) -> Poses:
         """Lift 2D tracks to 3D.
 
@@ -100,18 +143,27 @@ class Lifter:
             Poses (MLP, default 8192) or frames (temporal, default 65536) per forward pass.
         progress : callable, optional
             Called with ``(done, total)`` poses after each batch.
+        frame : {"world", "camera"}, optional
+            Axes of the 3D (default :attr:`frame`: ``"world"``, the calibration's / library's
+            axes, for known-camera and real-pair models; ``"camera"`` for random-camera models).
 
         Returns
         -------
         Poses
-            3D ``(frames, individuals, keypoints, 3)`` relative to the first root, in the camera
-            frame (or the library's frame for real-pair models); NaN where the input pose has no
-            root keypoint. Confidence, individuals and fps are carried over.
+            3D ``(frames, individuals, keypoints, 3)`` relative to the first root, in the axes
+            ``frame`` (recorded in ``Poses.frame``); NaN where the input pose has no root
+            keypoint. Confidence, individuals and fps are carried over.
+
+        Raises
+        ------
+        ValueError
+            For 3D input, or a ``frame`` this lifter cannot give (see :meth:`output_frame`).
         """
         if poses_2d.n_space != 2:
             raise ValueError(f"{poses_2d.name}: expected 2D tracks to lift, got 3D")
+        frame = self.output_frame(frame)
         poses = self.match(poses_2d)
-        coords = self.lift_arrays(poses.coords, poses.confidence, batch_size, progress)
+        coords = self.lift_arrays(poses.coords, poses.confidence, batch_size, progress, frame)
         return Poses(
             coords=coords,
             keypoints=self.keypoints,
@@ -123,7 +175,8 @@ class Lifter:
             source=poses.source,
             source_format="lifted",
             video=poses.video,
-            metadata={"lifter": str(self.path) if self.path else None, "frame": self.frame},
+            metadata={"lifter": str(self.path) if self.path else None, "frame": frame},
+            frame=frame,
         )
 
     def lift_arrays(
@@ -132,8 +185,13 @@ class Lifter:
         confidence: np.ndarray | None = None,
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        frame: str | None = None,
     ) -> np.ndarray:
-        """Lift ``(frames, individuals, keypoints, 2)`` in the model's keypoint order to ``(..., 3)``."""
+        """Lift ``(frames, individuals, keypoints, 2)`` in the model's keypoint order to ``(..., 3)``.
+
+        The 3D is in the axes ``frame`` (default :attr:`frame`), as :meth:`lift`.
+        """
+        frame = self.output_frame(frame)
         coords = np.asarray(coords, dtype=np.float64)
         n_frames, n_ind, n_kp = coords.shape[:3]
         if n_kp != len(self.keypoints):
@@ -158,7 +216,7 @@ class Lifter:
             z = z.reshape(n_frames, n_ind, -1)
         out = self.layout.from_offsets(z.reshape(n_frames, n_ind, n_kp - 1, 3)).astype(np.float64)
         out[~usable] = np.nan
-        return out
+        return self._to_frame(out, frame)
 
     def _run_mlp(self, x, conf, batch_size, progress) -> np.ndarray:
         feats = torch.from_numpy(model_inputs(x, conf, self.norm, temporal=False))
@@ -198,105 +256,33 @@ class Lifter:
         out = torch.cat(outs, dim=2).numpy()  # (individuals, outputs, frames)
         return np.ascontiguousarray(out.transpose(2, 0, 1))
 
-    # -- one frame -----------------------------------------------------------------------
-    def lift_frame(
-        self,
-        coords_2d: np.ndarray,
-        confidence: np.ndarray | None = None,
-        context: np.ndarray | None = None,
-        frame: int | None = None,
-        context_confidence: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Lift one frame (fast path for live re-lifting after a 2D edit).
-
-        Parameters
-        ----------
-        coords_2d : np.ndarray
-            ``(individuals, keypoints, 2)`` in the model's keypoint order; NaN where missing.
-        confidence : np.ndarray, optional
-            ``(individuals, keypoints)``.
-        context : np.ndarray, optional
-            Temporal model only: the surrounding tracks ``(frames, individuals, keypoints, 2)``
-            and ``frame``, the index of this frame in them. The window of ``receptive_field``
-            frames around ``frame`` is lifted with ``coords_2d`` in place of that frame. Without
-            context the frame is repeated over the window (a static pose).
-        frame : int, optional
-            Index of this frame in ``context``.
-        context_confidence : np.ndarray, optional
-            ``(frames, individuals, keypoints)`` confidence of ``context``.
-
-        Returns
-        -------
-        np.ndarray
-            ``(individuals, keypoints, 3)``; NaN for an individual without its root keypoint.
-        """
-        coords_2d = np.asarray(coords_2d, dtype=np.float64)
-        if coords_2d.ndim != 3 or coords_2d.shape[1:] != (len(self.keypoints), 2):
-            raise ValueError(
-                f"coords_2d: expected shape (individuals, {len(self.keypoints)}, 2), got {coords_2d.shape}"
-            )
-        conf = None if confidence is None else np.asarray(confidence, dtype=np.float64)[None]
-        if not self.temporal:
-            return self.lift_arrays(coords_2d[None], conf)[0]
-        half = self.receptive_field // 2
-        if context is None or frame is None:
-            window = np.repeat(coords_2d[None], self.receptive_field, axis=0)
-            wconf = None if conf is None else np.repeat(conf, self.receptive_field, axis=0)
-        else:
-            context = np.asarray(context, dtype=np.float64)
-            idx = np.clip(np.arange(frame - half, frame + half + 1), 0, len(context) - 1)
-            window = context[idx].copy()
-            window[half] = coords_2d
-            if context_confidence is None and conf is None:
-                wconf = None
-            else:
-                cc = (
-                    np.ones(context.shape[:3])
-                    if context_confidence is None
-                    else np.asarray(context_confidence, dtype=np.float64)
-                )
-                wconf = cc[idx].copy()
-                wconf[half] = 1.0 if conf is None else conf[0]
-        x = normalize_2d(window, self.layout.roots[0], self.scale_inputs)
-        c = (
-            np.ones(window.shape[:3])
-            if wconf is None
-            else np.clip(np.nan_to_num(wconf, nan=1.0), 0, 1)
-        )
-        missing = ~np.isfinite(x).all(-1)
-        missing |= missing[..., self.layout.roots[0] : self.layout.roots[0] + 1]
-        c = np.where(missing, 0.0, c)
-        feats = torch.from_numpy(
-            model_inputs(np.swapaxes(x, 0, 1), np.swapaxes(c, 0, 1), self.norm, True)
-        )
-        with torch.inference_mode():
-            z = self._fast(feats.to(self.device)).cpu().numpy()[:, :, 0]  # (individuals, outputs)
-        out = self.layout.from_offsets(z.reshape(len(z), -1, 3)).astype(np.float64)
-        out[missing[half, :, self.layout.roots[0]]] = np.nan
-        return out
-
     # -- evaluation helpers ---------------------------------------------------------------
-    def truth_in_output_frame(self, truth: Poses, camera: Camera | None = None) -> Poses:
-        """Express 3D ground truth in the frame this lifter predicts in.
+    def truth_in_output_frame(
+        self, truth: Poses, camera: Camera | None = None, frame: str | None = None
+    ) -> Poses:
+        """Express 3D ground truth (world axes) in the axes :meth:`lift` returns for ``frame``.
 
-        Models trained with a known camera rotate world truth into that camera's frame;
-        real-pair models predict in the library's frame already; random-camera models need
-        the ``camera`` the 2D tracks were filmed with.
+        The truth is in the library's / calibration's world axes. World output (the default of known-camera and real-pair models) needs no change: the
+        truth is returned as it is. Camera output is compared in a camera's axes: the lifter's
+        own known camera, or ``camera`` (the camera the 2D tracks were filmed with; required for
+        random-camera models). Metrics are root-relative, so only the rotation matters.
 
         Raises
         ------
         ValueError
-            For a random-camera model when no ``camera`` is given.
+            For camera output when neither the lifter nor the caller gives a camera, or a
+            ``frame`` this lifter cannot give.
         """
+        frame = self.output_frame(frame)
+        if frame == "world":
+            return truth.copy(frame="world")
         camera = camera or self.camera
-        if self.frame == "world" and camera is None:
-            return truth
         if camera is None:
             raise ValueError(
                 "this lifter was trained with random virtual cameras: give the camera the 2D tracks "
                 "were filmed with so the 3D truth can be put in its frame"
             )
-        return truth.copy(coords=camera.to_camera_frame(truth.coords))
+        return truth.copy(coords=camera.to_camera_frame(truth.coords), frame="camera")
 
 
 def load_lifter(path: str | Path, device: str = "auto") -> Lifter:
@@ -335,10 +321,3 @@ def load_lifter(path: str | Path, device: str = "auto") -> Lifter:
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ModelFileError(path, f"incomplete or inconsistent lifter file ({err})") from None
     return lifter
-
-
-def lift_files(
-    lifter: Lifter, poses: Sequence[Poses], batch_size: int | None = None
-) -> list[Poses]:
-    """Lift several 2D track files with one lifter."""
-    return [lifter.lift(p, batch_size) for p in poses]

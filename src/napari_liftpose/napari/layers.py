@@ -30,7 +30,7 @@ def pose_points_kwargs(poses: Poses, features, name: str | None = None) -> dict:
         "face_color": point_colors(poses, features),
         "border_width": 0,
         "size": point_size(poses),
-        "metadata": {POSES_KEY: poses, "liftpose_role": f"poses{poses.n_space}d"},
+        "metadata": {POSES_KEY: poses},
     }
 
 
@@ -57,7 +57,6 @@ def pose_layer_tuples(poses: Poses, video=None) -> list[tuple]:
                     "name": f"{poses.name} video",
                     "rgb": getattr(video, "rgb", False),
                     "contrast_limits": (0, 255),
-                    "metadata": {"liftpose_role": "video"},
                 },
                 "image",
             )

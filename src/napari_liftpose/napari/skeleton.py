@@ -32,7 +32,6 @@ from napari_liftpose.poses import Poses
 
 __all__ = ["SkeletonFollower", "frame_bones", "bone_colors", "follow_skeletons"]
 
-BONES_ROLE = "bones"
 _FOLLOWERS: dict[int, list] = {}  # id(viewer) -> its followers
 
 
@@ -173,7 +172,6 @@ def _bones_layer_for(viewer, points):
         edge_width=point_size(poses) / 3,
         vector_style="line",
         opacity=0.8,
-        metadata={"liftpose_role": BONES_ROLE},
     )
     viewer.layers.insert(viewer.layers.index(points), bones)
     return bones
