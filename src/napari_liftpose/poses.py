@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Poses", "as_fps", "as_names", "as_numbers", "as_text"]
+__all__ = ["Poses", "FRAMES", "as_fps", "as_names", "as_numbers", "as_text"]
+
+#: The axes 3D coordinates can be in: the calibration's / library's ("world"), or a camera's.
+FRAMES = ("world", "camera")
 
 
 @dataclass
@@ -41,6 +44,10 @@ class Poses:
         Path of the video these tracks were made on, if known.
     metadata : dict
         Format-specific extras a writer needs to round-trip the file (never required).
+    frame : {"world", "camera"}, optional
+        Axes of 3D ``coords``: ``"world"`` = the calibration's / 3D library's axes, ``"camera"``
+        = a camera's axes (OpenCV: x right, y down, z forward); None where unknown (any file
+        not written by a lifter).
     """
 
     coords: np.ndarray
@@ -54,6 +61,7 @@ class Poses:
     source_format: str | None = None
     video: str | None = None
     metadata: dict = field(default_factory=dict)
+    frame: str | None = None
 
     def __post_init__(self) -> None:
         self.coords = np.asarray(self.coords, dtype=np.float64)
@@ -90,6 +98,11 @@ class Poses:
             self.fps = float(self.fps)
             if not np.isfinite(self.fps) or self.fps <= 0:
                 raise ValueError(f"fps: expected a positive number, got {self.fps}{self._where()}")
+        if self.frame is not None and self.frame not in FRAMES:
+            raise ValueError(
+                f"frame: expected one of {list(FRAMES)} or None, got {self.frame!r:.80}"
+                f"{self._where()}"
+            )
 
     def _where(self) -> str:
         return f" (in {self.source})" if self.source else ""

@@ -36,7 +36,9 @@ def add_parser(subparsers) -> None:
         description=(
             "Lift TRACKS_2D and print MPJPE, PA-MPJPE, N-MPJPE, MPJVE and bone-length std against "
             "TRUTH_3D (root-relative, valid joints only, Euclidean, in the truth's units). The "
-            "truth is put in the model's frame: the model's own camera, or --camera."
+            "comparison is in the axes `lift` outputs (--frame): the library's (world) axes by "
+            "default where the model knows them; in camera axes the truth is rotated into the "
+            "model's own camera, or --camera."
         ),
     )
     p.add_argument("model", metavar="MODEL")
@@ -46,6 +48,12 @@ def add_parser(subparsers) -> None:
         "--camera",
         metavar="CALIBRATION.toml[:CAMERA]",
         help="camera of TRACKS_2D (needed for random-camera models)",
+    )
+    p.add_argument(
+        "--frame",
+        choices=["world", "camera"],
+        default=None,
+        help="axes to compare in, as `lift --frame` (default: the model's output axes)",
     )
     p.add_argument(
         "--root", nargs="+", metavar="NAME", help="root(s) for the metrics (default: the model's)"
@@ -97,20 +105,25 @@ def run(args: argparse.Namespace) -> int:
     require_same_frames(truth, tracks, args.truth, args.tracks)
     camera = read_camera(args.camera) if args.camera else None
     try:
-        truth = lifter.truth_in_output_frame(truth, camera)
+        frame = lifter.output_frame(args.frame)
+    except ValueError as err:
+        raise CliError(f"{args.model}: {err} (--frame)") from None
+    try:
+        truth = lifter.truth_in_output_frame(truth, camera, frame)
     except ValueError as err:
         raise CliError(f"{args.model}: {err} (--camera)") from None
-    pred = lifter.lift(tracks)
+    pred = lifter.lift(tracks, frame=frame)
     roots = args.root or lifter.meta["roots"]
     targets = None if args.root else lifter.meta.get("target_sets")
     metrics = evaluate(pred, truth, roots=roots, target_sets=targets)
+    metrics["frame"] = frame
     if args.json:
         print(strict_json(metrics))
         return 0
     units = metrics["units"]
     print(
         f"{Path(args.tracks).name}: {metrics['n_frames']} frames, {metrics['n_valid_joints']} valid "
-        f"joints, root {', '.join(metrics['roots'])}"
+        f"joints, root {', '.join(metrics['roots'])}, {frame} axes"
     )
     for key, label in _LINES:
         print(f"  {label:<24} {number(metrics[key], '.4f')} {units}")

@@ -4,6 +4,10 @@ Several inputs are lifted one after the other, each written as soon as it is don
 work, every output is checked against every input (no input is ever overwritten) and every input
 must exist and be readable. If a later input still fails (a file that does not parse, keypoints
 that do not fit, nothing liftable), the error line says which outputs were already written.
+
+The 3D is in the calibration's / library's axes (``--frame world``) by default for known-camera
+and real-pair models, in the camera's axes (``--frame camera``) for random-camera models; the
+output file records which (``frame``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from napari_liftpose.cli._common import (
 __all__ = ["OUT_SUFFIXES", "add_parser", "run", "output_paths"]
 
 OUT_SUFFIXES = (".npz", ".h5", ".csv")
+_AXES = {"world": "in the calibration's / library's axes", "camera": "in the camera's axes"}
 
 
 def add_parser(subparsers) -> None:
@@ -50,6 +55,16 @@ def add_parser(subparsers) -> None:
         choices=list(OUT_SUFFIXES),
         default=".npz",
         help="output type when OUT is a folder (default .npz)",
+    )
+    p.add_argument(
+        "--frame",
+        choices=["world", "camera"],
+        default=None,
+        help=(
+            "axes of the 3D: 'world' (the calibration's / 3D library's; the default for "
+            "known-camera and real-pair models) or 'camera' (the training camera's: x right, "
+            "y down, z forward; the only choice, and the default, for random-camera models)"
+        ),
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument(
@@ -118,11 +133,15 @@ def run(args: argparse.Namespace) -> int:
     from napari_liftpose.lifting import load_lifter
 
     lifter = load_lifter(args.model, device=args.device)
+    try:
+        frame = lifter.output_frame(args.frame)
+    except ValueError as err:
+        raise CliError(f"{args.model}: {err} (--frame)") from None
     bar = ProgressBar(not args.quiet)
     written: list[Path] = []
     try:
         for source, target in zip(args.tracks, targets, strict=True):
-            written.append(_lift_one(lifter, source, target, args.batch_size, bar))
+            written.append(_lift_one(lifter, source, target, args.batch_size, bar, frame))
     except KeyboardInterrupt:
         bar.close()
         message = _with_written(f"{PROG} lift: interrupted", written, len(targets))
@@ -136,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lift_one(lifter, source: str, target: Path, batch_size: int | None, bar: ProgressBar) -> Path:
+def _lift_one(
+    lifter, source: str, target: Path, batch_size: int | None, bar: ProgressBar, frame: str
+) -> Path:
     from napari_liftpose.io import read_poses, write_poses
     from napari_liftpose.lifting.matching import require_keypoints, require_liftable, require_space
 
@@ -148,6 +169,7 @@ def _lift_one(lifter, source: str, target: Path, batch_size: int | None, bar: Pr
         poses,
         batch_size=batch_size,
         progress=lambda done, total: bar.update(done, total, Path(source).name),
+        frame=frame,
     )
     bar.close()
     require_liftable(lifted, source, lifter.keypoints[lifter.layout.roots[0]])
@@ -155,6 +177,6 @@ def _lift_one(lifter, source: str, target: Path, batch_size: int | None, bar: Pr
     n = poses.n_frames * poses.n_individuals
     print(
         f"wrote {written}: {poses.n_frames} frames x {poses.n_individuals} individuals "
-        f"({n / max(time.perf_counter() - start, 1e-9):,.0f} poses/s)"
+        f"({n / max(time.perf_counter() - start, 1e-9):,.0f} poses/s), {_AXES[frame]}"
     )
     return written

@@ -1,7 +1,8 @@
 """napari-liftpose's own HDF5 layout for poses (2D or 3D), used by the CLI and the exporters.
 
 Datasets ``points`` ``(frames, individuals, keypoints, 2|3)``, ``confidence``, ``keypoints``,
-``individuals``, ``edges``; attributes ``format = "napari-liftpose"``, ``units``, ``fps``.
+``individuals``, ``edges``; attributes ``format = "napari-liftpose"``, ``units``, ``fps`` and,
+for lifted 3D, ``frame`` (``"world"``: the calibration's / library's axes, or ``"camera"``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def read_liftpose_h5(path: str | Path) -> Poses:
                 "edges": _edges(read_dataset(f, "edges")) if present["edges"] else None,
                 "fps": as_fps(f.attrs.get("fps")),
                 "units": as_text(f.attrs.get("units", "px"), "units attribute"),
+                "frame": (
+                    as_text(f.attrs["frame"], "frame attribute") if "frame" in f.attrs else None
+                ),
             }
         except (ValueError, TypeError, OSError, KeyError) as err:
             raise PoseFileError(path, str(err)) from None
@@ -139,6 +143,8 @@ def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:
         f.attrs["format"] = FORMAT_TAG
         f.attrs["units"] = poses.units
         f.attrs["fps"] = np.nan if poses.fps is None else poses.fps
+        if poses.frame is not None:
+            f.attrs["frame"] = poses.frame
         for name, data in datasets.items():
             gzip = name in ("points", "confidence")
             f.create_dataset(name, data=data, compression="gzip" if gzip else None)
@@ -147,6 +153,8 @@ def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:
         with h5py.File(tmp, "r") as f:
             if f.attrs.get("format") != FORMAT_TAG:
                 raise ValueError(f"format attribute: expected {FORMAT_TAG!r}")
+            if poses.frame is not None and f.attrs.get("frame") != poses.frame:
+                raise ValueError(f"frame attribute: expected {poses.frame!r}")
             for name, data in datasets.items():
                 if name not in f or f[name].shape != np.shape(data):
                     found = f[name].shape if name in f else "missing"

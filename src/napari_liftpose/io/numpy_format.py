@@ -5,7 +5,8 @@
 - ``points``: ``(frames, individuals, keypoints, 2|3)``; ``(frames, keypoints, 2|3)`` is read as
   one individual. ``points3d`` / ``points2d`` are accepted as the key too.
 - ``keypoints``: names; optional ``confidence`` ``(frames, individuals, keypoints)``, ``edges``
-  ``(n, 2)``, ``individuals``, ``fps``, ``units``.
+  ``(n, 2)``, ``individuals``, ``fps``, ``units``, ``frame`` (the axes of lifted 3D: ``"world"``,
+  the calibration's / library's, or ``"camera"``; absent where unknown).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 __all__ = ["is_npz_file", "is_npy_file", "read_npz", "read_npy", "write_npz"]
 
 _POINT_KEYS = ("points", "points3d", "points2d")
+_MEMBERS = ("keypoints", "confidence", "edges", "individuals", "fps", "units", "frame")
 
 
 def is_npz_file(path: str | Path) -> bool:
@@ -121,7 +123,7 @@ def read_npz(path: str | Path) -> Poses:
         try:
             arrays = {
                 name: _npz_member(archive, name)
-                for name in (key, "keypoints", "confidence", "edges", "individuals", "fps", "units")
+                for name in (key, *_MEMBERS)
                 if name in archive.files
             }
             points = _with_individual_axis(as_numbers(arrays[key], key), path)
@@ -142,6 +144,7 @@ def read_npz(path: str | Path) -> Poses:
                 ),
                 "fps": as_fps(arrays["fps"]) if "fps" in arrays else None,
                 "units": as_text(arrays["units"], "units") if "units" in arrays else _units(points),
+                "frame": as_text(arrays["frame"], "frame") if "frame" in arrays else None,
             }
         except PoseFileError:
             raise
@@ -225,6 +228,8 @@ def write_npz(poses: Poses, path: str | Path) -> Path:
     }
     if poses.fps is not None:
         arrays["fps"] = np.asarray(poses.fps)
+    if poses.frame is not None:
+        arrays["frame"] = np.asarray(poses.frame)
     with atomic_path(path, verify=lambda tmp: _verify_npz(tmp, arrays)) as tmp:
         with open(tmp, "xb") as f:
             np.savez(f, **arrays)
