@@ -112,3 +112,27 @@ def test_evaluate_one_frame_warns_nothing(poses):
         m = evaluate(one, one)
     assert m["mpjpe"] == 0
     assert np.isnan(m["mpjve"]) and np.isnan(m["bone_length_std"])
+
+
+def test_training_validation_mpjpe_is_metrics_mpjpe_with_several_roots():
+    """Training's printed validation error and ``evaluate``/the CLI use one definition."""
+    from napari_liftpose.lifting.normalization import Normalization
+    from napari_liftpose.lifting.skeleton import RootLayout
+    from napari_liftpose.lifting.training import validation_mpjpe
+
+    rng = np.random.default_rng(3)
+    layout = RootLayout(10, roots=(0, 5), target_sets=((1, 2, 3, 4), (6, 7, 8)))  # 9: root 0
+    truth = rng.normal(size=(50, 10, 3))
+    truth[4, 7] = np.nan  # a missing target
+    truth[9, 5] = np.nan  # a missing second root: its set has no valid joint
+    pred = truth + rng.normal(scale=0.3, size=truth.shape)
+    pred[np.isnan(pred)] = 0.0  # the network always predicts something
+    norm = Normalization(
+        input_mean=np.zeros(20),
+        input_std=np.ones(20),
+        target_mean=rng.normal(size=(9, 3)),
+        target_std=rng.uniform(0.5, 2.0, size=(9, 3)),
+    )
+    pred_z = norm.normalize_targets(layout.to_offsets(pred)).reshape(50, -1)
+    got = validation_mpjpe(pred_z, layout.to_offsets(truth), norm, layout)
+    assert got == pytest.approx(mpjpe(pred, truth, layout.roots, layout.target_sets), rel=1e-12)

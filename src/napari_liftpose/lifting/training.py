@@ -35,6 +35,7 @@ from napari_liftpose.lifting.lifter_meta import (
     MAX_RECEPTIVE_FIELD,
     MAX_WIDTH,
 )
+from napari_liftpose.lifting.metrics import mpjpe
 from napari_liftpose.lifting.models import (
     build_model,
     default_architecture,
@@ -402,14 +403,32 @@ def _predict(model: torch.nn.Module, inputs: torch.Tensor, batch: int = 4096) ->
     return torch.cat(outs)
 
 
-def _mpjpe_offsets(
+def validation_mpjpe(
     pred_z: np.ndarray, truth_offsets: np.ndarray, norm: Normalization, layout: RootLayout
 ) -> float:
+    """The validation MPJPE: :func:`~napari_liftpose.lifting.metrics.mpjpe` of the predictions.
+
+    Parameters
+    ----------
+    pred_z : np.ndarray
+        Normalised network outputs, ``(samples, (keypoints - 1) * 3)`` or any shape with as
+        many values as ``truth_offsets``.
+    truth_offsets : np.ndarray
+        ``(..., keypoints - 1, 3)`` true offsets from each keypoint's root; NaN where missing.
+    norm : Normalization
+        Turns ``pred_z`` back into offsets.
+    layout : RootLayout
+        The model's roots and target sets (the same ones ``evaluate`` and the CLI use).
+
+    Returns
+    -------
+    float
+        In the library's units; NaN when no joint is valid.
+    """
     truth_offsets = truth_offsets.reshape(-1, *truth_offsets.shape[-2:])
     pred = layout.from_offsets(norm.denormalize_targets(pred_z.reshape(truth_offsets.shape)))
     truth = layout.from_offsets(truth_offsets)
-    err = np.linalg.norm(pred - truth, axis=-1)[:, layout.targets]
-    return float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+    return mpjpe(pred, truth, layout.roots, layout.target_sets)
 
 
 def train(
@@ -644,7 +663,7 @@ def train(
             with torch.inference_mode():
                 vpred = _predict(model, val.x)
                 val_loss = float(_masked_mse(vpred, val.y, val.mask))
-            val_mpjpe = _mpjpe_offsets(
+            val_mpjpe = validation_mpjpe(
                 vpred.cpu().numpy().astype(np.float64), val.offsets, norm, layout
             )
             history.append(
