@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         require_same_frames,
         require_space,
     )
+    from napari_liftpose.lifting.metrics import model_roots
 
     calibration = split_camera_spec(args.camera)[0] if args.camera else None
     check_readable([args.model, args.tracks, args.truth, calibration])
@@ -113,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CliError(f"{args.model}: {err} (--camera)") from None
     pred = lifter.lift(tracks, frame=frame)
-    roots = args.root or lifter.meta["roots"]
-    targets = None if args.root else lifter.meta.get("target_sets")
-    metrics = evaluate(pred, truth, roots=roots, target_sets=targets)
+    metrics = evaluate(pred, truth, *model_roots(lifter.meta, args.root))
     metrics["frame"] = frame
     if args.json:
         print(strict_json(metrics))

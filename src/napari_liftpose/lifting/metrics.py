@@ -25,6 +25,7 @@ __all__ = [
     "bone_length_std",
     "mpjve",
     "evaluate",
+    "model_roots",
 ]
 
 
@@ -192,6 +193,29 @@ def bone_length_std(points: np.ndarray, edges: np.ndarray) -> float:
     lengths = lengths.reshape(-1, len(edges))
     stds = [np.std(col[np.isfinite(col)]) for col in lengths.T if np.isfinite(col).sum() >= 2]
     return float(np.mean(stds)) if stds else float("nan")
+
+
+def model_roots(
+    meta: dict, roots: Sequence[str] | None = None
+) -> tuple[list[str], list[list[str]] | None]:
+    """The roots and target sets to evaluate a model's output with (the CLI and the widget).
+
+    Parameters
+    ----------
+    meta : dict
+        The lifter's metadata (``Lifter.meta``): its ``roots`` and ``target_sets``.
+    roots : sequence of str, optional
+        Roots the user asked for instead; then every keypoint is relative to the first of them
+        (the model's target sets belong to the model's roots).
+
+    Returns
+    -------
+    tuple
+        ``(roots, target_sets)`` for :func:`evaluate`.
+    """
+    if roots:
+        return list(roots), None
+    return list(meta["roots"]), meta.get("target_sets")
 
 
 def evaluate(

@@ -34,6 +34,7 @@ from napari_liftpose.lifting import (
     resolve_device,
     train,
 )
+from napari_liftpose.lifting.metrics import model_roots
 from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.napari.live import LiveRelift
 from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
@@ -434,7 +435,7 @@ class LiftPoseWidget(QWidget):
             return None
         try:
             truth = self.lifter.truth_in_output_frame(read_poses(path))
-            metrics = evaluate(self.lifted, truth, roots=self.lifter.meta.get("roots"))
+            metrics = evaluate(self.lifted, truth, *model_roots(self.lifter.meta))
         except (PoseFileError, ValueError) as err:
             self._error(str(err))
             return None
