@@ -43,9 +43,11 @@ def test_random_cameras_project_within_ranges():
     centre_depth = np.linalg.norm(cam - cam.mean(axis=2, keepdims=True), axis=-1)
     assert np.allclose(np.linalg.norm(cam, axis=-1).mean(), 35, atol=3)
     assert np.isfinite(centre_depth).all()
-    weak = RandomCameras(projection="weak")
+    weak = RandomCameras(projection="weak", distance=(30, 40))
     uvw, _ = weak.project(pts, np.zeros((50, 3)), rng)
     assert np.isfinite(uvw).all()
+    with pytest.raises(ValueError, match="distance: not set"):  # train() fills the default in
+        RandomCameras().project(pts, np.zeros((50, 3)), rng)
     with pytest.raises(ValueError, match="projection"):
         RandomCameras(projection="fisheye")
     with pytest.raises(ValueError, match="elevation"):

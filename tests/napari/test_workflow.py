@@ -373,3 +373,27 @@ def test_widget_and_cli_evaluate_a_several_roots_model_alike(opened, demo, qtbot
     assert in_widget["per_joint_mpjpe"]["LF_Coxa"] is None or np.isnan(
         in_widget["per_joint_mpjpe"]["LF_Coxa"]
     )  # a root: not an error of its own
+
+
+@pytest.mark.slow
+def test_widget_cli_and_api_default_to_one_camera_distance(opened, demo, tmp_path, capsys):
+    """Random cameras default to 5-10x the animal's size in the widget, the CLI and ``train``."""
+    from napari_liftpose.cli import main
+    from napari_liftpose.lifting import RandomCameras, TrainConfig, load_lifter, train
+    from napari_liftpose.lifting.camera_defaults import animal_size, default_distance
+
+    _, widget, _ = opened
+    library = read_poses(demo.library)
+    expected = default_distance([library])
+    assert expected == pytest.approx((5 * animal_size([library]), 10 * animal_size([library])))
+    widget.library.value = [str(demo.library)]
+    widget.camera_mode.value = "random cameras"
+    in_widget = widget._camera_choice().distance
+    assert in_widget == pytest.approx(expected, rel=1e-3)  # as the spin boxes show it
+    on_cli = tmp_path / "cli.safetensors"
+    args = ["train", str(demo.library), "-o", str(on_cli), "--random-camera", "--epochs", "1"]
+    assert main(args) == 0
+    in_api = tmp_path / "api.safetensors"
+    train(library, RandomCameras(), in_api, TrainConfig(epochs=1))
+    for model in (on_cli, in_api):
+        assert load_lifter(model).meta["camera"]["distance"] == pytest.approx(expected, rel=1e-12)

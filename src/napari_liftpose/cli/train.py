@@ -146,7 +146,7 @@ def _config(args: argparse.Namespace):
 def _camera(args: argparse.Namespace, libraries: list):
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import KnownCamera, PairedTracks, RandomCameras
-    from napari_liftpose.lifting.camera_defaults import default_distance, up_vector
+    from napari_liftpose.lifting.camera_defaults import up_vector
     from napari_liftpose.lifting.matching import require_keypoints, require_space
 
     if args.camera:
@@ -157,7 +157,7 @@ def _camera(args: argparse.Namespace, libraries: list):
                 azimuth=args.azimuth,
                 elevation=args.elevation,
                 roll=args.roll,
-                distance=args.distance or default_distance(libraries),
+                distance=args.distance,  # None: train() uses default_distance(libraries)
                 projection=args.projection,
                 up=up_vector(args.up),
             )

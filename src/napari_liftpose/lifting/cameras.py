@@ -220,8 +220,10 @@ class RandomCameras:
     ----------
     azimuth, elevation, roll : (float, float)
         Ranges in degrees, sampled uniformly (see :func:`look_at_rotation`).
-    distance : (float, float)
-        Range of the camera's distance from the animal, in library units.
+    distance : (float, float), optional
+        Range of the camera's distance from the animal, in library units. Default (None): 5 to
+        10 times the animal's size (:func:`~napari_liftpose.lifting.camera_defaults.default_distance`),
+        filled in from the library by ``train``, as the CLI and the widget do.
     projection : {"pinhole", "weak"}
         Pinhole (perspective) or weak-perspective (scaled orthographic) projection.
     focal : float
@@ -235,7 +237,7 @@ class RandomCameras:
     azimuth: tuple[float, float] = (-180.0, 180.0)
     elevation: tuple[float, float] = (-30.0, 30.0)
     roll: tuple[float, float] = (0.0, 0.0)
-    distance: tuple[float, float] = (10.0, 20.0)
+    distance: tuple[float, float] | None = None
     projection: str = "pinhole"
     focal: float = 1000.0
     up: tuple[float, float, float] = (0.0, 0.0, 1.0)
@@ -245,6 +247,8 @@ class RandomCameras:
         if self.projection not in ("pinhole", "weak"):
             raise ValueError(f"projection: expected 'pinhole' or 'weak', got {self.projection!r}")
         for name in ("azimuth", "elevation", "roll", "distance"):
+            if getattr(self, name) is None and name == "distance":
+                continue  # resolved from the library (default_distance)
             lo, hi = (float(v) for v in getattr(self, name))
             if not lo <= hi:
                 raise ValueError(f"{name}: expected MIN <= MAX, got {lo} {hi}")
@@ -253,7 +257,7 @@ class RandomCameras:
             raise ValueError(
                 f"elevation: expected values strictly between -90 and 90, got {self.elevation}"
             )
-        if self.distance[0] <= 0:
+        if self.distance is not None and self.distance[0] <= 0:
             raise ValueError(f"distance: expected positive values, got {self.distance}")
         self.up = tuple(float(v) for v in self.up)
         if self.azimuth_exclude is not None:
@@ -280,6 +284,8 @@ class RandomCameras:
             az = np.where(az >= lo, az + (hi - lo), az)
         el = rng.uniform(*self.elevation, size=n)
         ro = rng.uniform(*self.roll, size=n)
+        if self.distance is None:
+            raise ValueError("distance: not set; train() fills it in from the library")
         dist = rng.uniform(*self.distance, size=n)
         return look_at_rotation(az, el, ro, self.up), dist
 

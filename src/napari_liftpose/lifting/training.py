@@ -12,6 +12,7 @@ it untouched. The optimiser state and the best weights are kept in
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import threading
@@ -25,6 +26,7 @@ import torch
 
 from napari_liftpose.io import interrupts
 from napari_liftpose.io.calibration import Camera
+from napari_liftpose.lifting.camera_defaults import default_distance
 from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
 from napari_liftpose.lifting.checkpoint import ModelFileError, load_checkpoint, save_checkpoint
 from napari_liftpose.lifting.data import Augmentation, PairedTracks, PoseSamples
@@ -461,6 +463,8 @@ def train(
         How 2D inputs are made (see :mod:`napari_liftpose.lifting.cameras`). With a camera the
         3D targets are in the camera frame; with :class:`PairedTracks` in the library's frame.
         A known camera must see the library (most points in front of it).
+        :class:`RandomCameras` without a ``distance`` get 5 to 10 times the animal's size
+        (:func:`~napari_liftpose.lifting.camera_defaults.default_distance`, as the CLI and widget).
     output : str or Path
         The model file (``.safetensors``) to write; it may not be one of the input files.
     config : TrainConfig, optional
@@ -507,6 +511,8 @@ def train(
     libraries = [_without_infinite(p, "library") for p in libraries]
     if isinstance(camera, PairedTracks):
         camera = PairedTracks([_without_infinite(p, "2D tracks") for p in camera.tracks])
+    if isinstance(camera, RandomCameras) and camera.distance is None:
+        camera = dataclasses.replace(camera, distance=default_distance(libraries))
     keypoints = list(libraries[0].keypoints)
     layout = RootLayout.from_names(keypoints, roots, target_sets)
     device = resolve_device(config.device)

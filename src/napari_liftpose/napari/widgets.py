@@ -6,6 +6,7 @@ Widgets read their controls, call library code and add layers; the work itself l
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from napari_liftpose.lifting import (
     resolve_device,
     train,
 )
+from napari_liftpose.lifting.camera_defaults import default_distance
 from napari_liftpose.lifting.metrics import model_roots
 from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.napari.live import LiveRelift
@@ -56,6 +58,14 @@ def _range(label: str, lo: float, hi: float, bounds: tuple[float, float]) -> Con
     low = FloatSpinBox(value=lo, min=bounds[0], max=bounds[1], step=5)
     high = FloatSpinBox(value=hi, min=bounds[0], max=bounds[1], step=5)
     return Container(widgets=[low, high], layout="horizontal", label=label, labels=False)
+
+
+def _set_range(row: Container, lo: float, hi: float) -> None:
+    """Show ``lo, hi`` with enough decimals for any units (0.012 m as well as 5 mm)."""
+    smallest = max(min(abs(lo), abs(hi)), 1e-6)
+    for box, value in zip(row, (lo, hi), strict=True):
+        box.native.setDecimals(max(2, 3 - math.floor(math.log10(smallest))))
+        box.value = value
 
 
 def _range_value(row: Container) -> tuple[float, float]:
@@ -141,7 +151,11 @@ class LiftPoseWidget(QWidget):
         self.azimuth = _range("azimuth (deg)", -180, 180, (-180, 180))
         self.elevation = _range("elevation (deg)", -30, 30, (-89, 89))
         self.roll = _range("roll (deg)", 0, 0, (-180, 180))
-        self.distance = _range("distance", 10, 20, (0.01, 1e6))
+        self.distance = _range("distance", 1, 1, (1e-6, 1e9))
+        _set_range(self.distance, *default_distance([]))
+        self.distance.tooltip = (
+            "library units; set to 5-10x the animal's size when a library is chosen"
+        )
         self.projection = ComboBox(label="projection", choices=["pinhole", "weak"])
         self.paired_layer = ComboBox(label="2D layer", choices=[])
         self.roots = LineEdit(label="roots", value="")
@@ -158,6 +172,7 @@ class LiftPoseWidget(QWidget):
         self.train_button = PushButton(text="Train")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.calibration.changed.connect(self._on_calibration)
+        self.library.changed.connect(self._on_library)
         self.camera_mode.changed.connect(self._show_camera_controls)
         self.train_button.changed.connect(self.start_training)
         self.cancel_button.changed.connect(self.cancel_training)
@@ -230,6 +245,17 @@ class LiftPoseWidget(QWidget):
         for widget in (self.azimuth, self.elevation, self.roll, self.distance, self.projection):
             widget.visible = mode == "random cameras"
         self.paired_layer.visible = mode == "paired 2D layer"
+
+    def _on_library(self, event=None) -> None:
+        """Fill the random cameras' distance with the default for this library (as the CLI)."""
+        files = self.library.value
+        files = files if isinstance(files, (list, tuple)) else [files]
+        try:
+            libraries = [read_poses(f) for f in files if Path(f).is_file()]
+        except PoseFileError:
+            return  # training reports it
+        if libraries:
+            _set_range(self.distance, *default_distance(libraries))
 
     def _on_calibration(self, event=None) -> None:
         try:
