@@ -156,3 +156,28 @@ def test_a_file_with_an_unknown_frame_is_refused(tmp_path):
 def test_poses_refuse_an_unknown_frame():
     with pytest.raises(ValueError, match="frame"):
         Poses(np.zeros((1, 1, 2, 3)), ["a", "b"], frame="up")
+
+
+@pytest.mark.parametrize("input_norm", ["root", "root_scale"])
+def test_a_lost_root_is_estimated_from_the_visible_keypoints(input_norm):
+    """A pose that is the model's mean 2D pose, moved (and scaled), gets its root back exactly."""
+    model, meta, norm = _parts(KNOWN)
+    lifter = Lifter(model, {**meta, "input_norm": input_norm}, norm, torch.device("cpu"))
+    scale = 3.0 if input_norm == "root_scale" else 1.0
+    shift = np.array([412.0, -37.5])
+    pose = scale * norm.input_mean + shift  # root (keypoint 0) at scale * mean[0] + shift
+    coords = np.stack([pose, pose])[:, None].copy()  # (2 frames, 1 individual, k, 2)
+    coords[1, 0, 0] = np.nan  # frame 1 lost its root
+    coords[1, 0, 3] = np.nan  # and one more keypoint
+    filled, estimated = lifter._with_root(coords)
+    assert estimated.tolist() == [[False], [True]]
+    assert np.allclose(filled[1, 0, 0], pose[0])
+    lifted = lifter.lift_arrays(coords)
+    assert np.isfinite(lifted[1, 0, [0, 1, 2, 4]]).all()
+
+
+def test_a_pose_with_fewer_than_two_visible_keypoints_is_not_lifted():
+    lifter = _lifter(KNOWN)
+    coords = np.full((1, 1, len(KEYPOINTS), 2), np.nan)
+    coords[0, 0, 2] = [10.0, 20.0]
+    assert np.isnan(lifter.lift_arrays(coords)).all()

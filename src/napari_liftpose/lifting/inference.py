@@ -151,8 +151,10 @@ class Lifter:
         -------
         Poses
             3D ``(frames, individuals, keypoints, 3)`` relative to the first root, in the axes
-            ``frame`` (recorded in ``Poses.frame``); NaN where the input pose has no root
-            keypoint. Confidence, individuals and fps are carried over.
+            ``frame`` (recorded in ``Poses.frame``). A pose whose root keypoint is missing is
+            lifted around a root estimated from its visible keypoints (see :meth:`_with_root`);
+            NaN only where fewer than two keypoints are visible. Confidence, individuals and fps
+            are carried over (a missing root keeps its input confidence).
 
         Raises
         ------
@@ -202,6 +204,8 @@ class Lifter:
             confidence = np.ones(coords.shape[:3])
         conf = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=1.0), 0.0, 1.0)
         root = self.layout.roots[0]
+        coords, estimated = self._with_root(coords)
+        conf[estimated, root] = 1.0  # as in training, where the root is never hidden
         x = normalize_2d(coords, root, self.scale_inputs)
         missing = ~np.isfinite(x).all(-1)
         missing |= missing[..., root : root + 1]
@@ -217,6 +221,43 @@ class Lifter:
         out = self.layout.from_offsets(z.reshape(n_frames, n_ind, n_kp - 1, 3)).astype(np.float64)
         out[~usable] = np.nan
         return self._to_frame(out, frame)
+
+    def _with_root(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fill in the 2D root of poses that lost it, from their visible keypoints.
+
+        The network's inputs are relative to the root's 2D position, so a pose without it could
+        not be lifted. It is estimated by fitting the model's mean 2D pose (``norm.input_mean``,
+        root at the origin) to the visible keypoints: a translation, plus a positive scale when
+        inputs are scale-normalised (the scale is the ratio of the two poses' spreads). Poses with
+        fewer than two visible keypoints stay unliftable.
+
+        Returns
+        -------
+        tuple of np.ndarray
+            The coordinates (a copy when any root was filled in) and a boolean
+            ``(frames, individuals)`` mask of the poses whose root was estimated.
+        """
+        root = self.layout.roots[0]
+        seen = np.isfinite(coords).all(-1)
+        estimated = ~seen[..., root] & (seen.sum(-1) >= 2)
+        if not estimated.any():
+            return coords, estimated
+        points = np.where(seen[estimated][..., None], coords[estimated], 0.0)  # (n, k, 2)
+        weight = seen[estimated][..., None].astype(np.float64)
+        count = weight.sum(1)  # (n, 1)
+        template = np.asarray(self.norm.input_mean, dtype=np.float64)[None]  # (1, k, 2)
+        p_mean = (weight * points).sum(1) / count
+        m_mean = (weight * template).sum(1) / count
+        if self.scale_inputs:
+            p_spread = (weight * (points - p_mean[:, None]) ** 2).sum((1, 2))
+            m_spread = (weight * (template - m_mean[:, None]) ** 2).sum((1, 2))
+            scale = np.sqrt(p_spread / np.maximum(m_spread, 1e-12))
+            scale[m_spread < 1e-12] = 0.0  # a template without spread: the centroid
+        else:
+            scale = np.ones(len(points))
+        coords = coords.copy()
+        coords[estimated, root] = p_mean - scale[:, None] * (m_mean - template[:, root])
+        return coords, estimated
 
     def _run_mlp(self, x, conf, batch_size, progress) -> np.ndarray:
         feats = torch.from_numpy(model_inputs(x, conf, self.norm, temporal=False))
