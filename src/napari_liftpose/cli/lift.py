@@ -155,6 +155,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_a_tracked_root(poses, lifter, source: str) -> None:
+    """Refuse input whose root keypoint is never tracked.
+
+    The lifter estimates the root of a frame that misses it from the other keypoints; a file
+    where it is never there at all more likely belongs to another model (or names its root
+    differently), so it is an error, as before, rather than a whole file of estimates.
+    """
+    import numpy as np
+
+    from napari_liftpose.io.errors import PoseFileError
+
+    root = lifter.keypoints[lifter.layout.roots[0]]
+    if not np.isfinite(poses.coords[:, :, poses.keypoints.index(root)]).all(-1).any():
+        raise PoseFileError(
+            source,
+            f"nothing liftable: its root keypoint {root!r} is never tracked (a root is estimated "
+            "for the frames that miss it, not for a whole file)",
+        )
+
+
 def _lift_one(
     lifter, source: str, target: Path, batch_size: int | None, bar: ProgressBar, frame: str
 ) -> Path:
@@ -164,6 +184,7 @@ def _lift_one(
     poses = read_poses(source)
     require_space(poses, 2, source, "to lift")
     require_keypoints(poses, lifter.keypoints, f"the model {lifter.path}", source)
+    _require_a_tracked_root(poses, lifter, source)
     start = time.perf_counter()
     lifted = lifter.lift(
         poses,
