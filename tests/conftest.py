@@ -17,3 +17,51 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"test data not found at {DATA_DIR} (set LIFTPOSE_TEST_DATA)")
     return DATA_DIR
+
+
+# -- every test that trains a network is marked slow -------------------------------------------
+# ``train`` starts its network with ``training.init_weights``; that name is wrapped (the real
+# function still runs) so that a test which trains in-process (directly, through the CLI's
+# ``main``, the widget, or a fixture it uses) fails unless marked ``slow``. Calls refused before
+# a network exists (bad inputs) do not count. Training in a subprocess (``run_cli("train")``)
+# is not seen: mark those by hand.
+_TRAININGS = [0]
+
+
+def _count_trainings() -> None:
+    import functools
+
+    import napari_liftpose.lifting.training as training
+
+    real = training.init_weights
+
+    @functools.wraps(real)
+    def init_weights(*args, **kwargs):
+        _TRAININGS[0] += 1
+        return real(*args, **kwargs)
+
+    training.init_weights = init_weights
+
+
+_count_trainings()
+_BEFORE = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    item.stash[_BEFORE] = _TRAININGS[0]
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or not report.passed or item.get_closest_marker("slow"):
+        return
+    if _TRAININGS[0] > item.stash.get(_BEFORE, _TRAININGS[0]):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} trains a network (or uses a fixture that does) but is not marked "
+            "@pytest.mark.slow"
+        )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from napari_liftpose.cli import main
 from napari_liftpose.io import read_poses
 
 
+@pytest.mark.slow
 def test_headless_demo_writes_everything_and_lifts_well(tmp_path, capsys):
     assert main(["demo", "--headless", "-o", str(tmp_path / "demo"), "--epochs", "4"]) == 0
     out = capsys.readouterr().out

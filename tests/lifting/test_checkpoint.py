@@ -30,6 +30,7 @@ def trained(request, fly, fly_camera, tmp_path_factory):
     return path, small
 
 
+@pytest.mark.slow
 def test_round_trip_is_bit_exact(trained, fly_camera, tmp_path):
     path, poses = trained
     lifter = load_lifter(path, device="cpu")
@@ -57,6 +58,7 @@ def test_round_trip_is_bit_exact(trained, fly_camera, tmp_path):
     assert {"norm.input_mean", "norm.target_std"} <= tensors.keys()
 
 
+@pytest.mark.slow
 def test_pickles_are_refused(trained, tmp_path):
     path, _ = trained
     state = load_lifter(path).model.state_dict()
@@ -97,6 +99,7 @@ def test_save_is_atomic_and_reports_unwritable(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
 
 
+@pytest.mark.slow
 def test_keypoint_mismatch_lists_missing_and_extra(trained, fly_camera):
     path, poses = trained
     lifter = load_lifter(path)

@@ -3,6 +3,8 @@ import pytest
 
 from napari_liftpose.lifting import TrainConfig, load_lifter, train
 
+pytestmark = pytest.mark.slow  # every test here trains a network (or uses one trained here)
+
 
 @pytest.fixture(scope="module", params=["mlp", "temporal"])
 def lifter_and_tracks(request, fly, fly_camera, tmp_path_factory):

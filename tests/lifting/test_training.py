@@ -22,6 +22,8 @@ from napari_liftpose.lifting.training import resume_path
 
 from .conftest import split_frames
 
+pytestmark = pytest.mark.slow  # every test here trains a network (or uses one trained here)
+
 FAST = dict(epochs=12, seed=0, device="cpu", patience=0)
 
 

@@ -16,6 +16,8 @@ from napari_liftpose.napari.view3d import get_view3d
 from napari_liftpose.napari.widgets import LiftPoseWidget, layer_poses
 from tests.napari.drag import drag_point
 
+pytestmark = pytest.mark.slow  # every test here trains a network (or uses one trained here)
+
 
 def _coords3d(points3d) -> np.ndarray:
     """All frames of a 3D view layer (it shows one frame; ``metadata["poses"]`` holds them all)."""

@@ -32,6 +32,8 @@ from .conftest import (
     run_cli,
 )
 
+pytestmark = pytest.mark.slow  # every test here trains a network (or uses one trained here)
+
 REFUSED = "would overwrite the input"
 
 

@@ -58,6 +58,7 @@ def refused(path, *needles: str) -> str:
     return message
 
 
+@pytest.mark.slow
 def test_the_good_model_loads(model, tmp_path):
     tensors, meta = model
     lifter = load_lifter(write(tmp_path / "ok.safetensors", tensors, json.dumps(meta)), "cpu")
@@ -91,12 +92,14 @@ def test_the_good_model_loads(model, tmp_path):
         (lambda m: {**m, "units": ["mm"]}, "units"),
     ],
 )
+@pytest.mark.slow
 def test_malformed_metadata_names_the_file(model, tmp_path, change, needle):
     tensors, meta = model
     path = write(tmp_path / "bad.safetensors", tensors, json.dumps(change(dict(meta))))
     refused(path, needle)
 
 
+@pytest.mark.slow
 def test_missing_extra_and_misshapen_tensors(model, tmp_path):
     tensors, meta = model
     meta_json = json.dumps(meta)
@@ -113,6 +116,7 @@ def test_missing_extra_and_misshapen_tensors(model, tmp_path):
     refused(write(tmp_path / "e.safetensors", zero, meta_json), "norm.target_std")
 
 
+@pytest.mark.slow
 def test_metadata_from_another_architecture(model, tmp_path):
     tensors, meta = model
     other = {"type": "temporal"} if meta["architecture"]["type"] == "mlp" else {"type": "mlp"}
@@ -131,6 +135,7 @@ def test_metadata_from_another_architecture(model, tmp_path):
         {"type": "temporal", "channels": 12000, "filter_widths": [3, 3, 3]},
     ],
 )
+@pytest.mark.slow
 def test_absurd_sizes_are_refused_before_allocating(model, tmp_path, arch):
     tensors, meta = model
     path = write(tmp_path / "huge.safetensors", tensors, json.dumps({**meta, "architecture": arch}))

@@ -231,6 +231,7 @@ CLI_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "kind"), CLI_CASES)
 def test_cli_refuses_in_one_line(command, kind, crafted, cli_files, no_marker, tmp_path):
     path = crafted[0][kind]

@@ -30,6 +30,8 @@ from napari_liftpose.lifting.training import resume_path
 
 from .conftest import cli_env, leftover_temp_files
 
+pytestmark = pytest.mark.slow  # every test here trains a network (or uses one trained here)
+
 TINY = dict(device="cpu", architecture={"width": 8}, patience=0)
 
 
