@@ -146,4 +146,4 @@ def test_frames_whose_root_is_missing_are_still_lifted(fly_task):
     mean_pose = np.broadcast_to(np.nanmean(rel, axis=0, keepdims=True), test.coords.shape)
     baseline = _root_relative_mpjpe(mean_pose[lost], test.coords[lost])
     error = _root_relative_mpjpe(lifted[lost], test.coords[lost])
-    assert error < 0.75 * baseline, (error, baseline)  # measured: 0.119 mm vs 0.233 mm
+    assert error < 0.75 * baseline, (error, baseline)  # measured: 0.106 mm vs 0.233 mm (0.072 with the root)

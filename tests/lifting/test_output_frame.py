@@ -159,7 +159,7 @@ def test_poses_refuse_an_unknown_frame():
 
 
 @pytest.mark.parametrize("input_norm", ["root", "root_scale"])
-def test_a_lost_root_is_estimated_from_the_visible_keypoints(input_norm):
+def test_a_root_never_seen_is_estimated_from_the_mean_pose(input_norm):
     """A pose that is the model's mean 2D pose, moved (and scaled), gets its root back exactly."""
     model, meta, norm = _parts(KNOWN)
     lifter = Lifter(model, {**meta, "input_norm": input_norm}, norm, torch.device("cpu"))
@@ -167,13 +167,28 @@ def test_a_lost_root_is_estimated_from_the_visible_keypoints(input_norm):
     shift = np.array([412.0, -37.5])
     pose = scale * norm.input_mean + shift  # root (keypoint 0) at scale * mean[0] + shift
     coords = np.stack([pose, pose])[:, None].copy()  # (2 frames, 1 individual, k, 2)
-    coords[1, 0, 0] = np.nan  # frame 1 lost its root
-    coords[1, 0, 3] = np.nan  # and one more keypoint
+    coords[:, 0, 0] = np.nan  # the root is never seen
+    coords[1, 0, 3] = np.nan  # and one more keypoint in frame 1
     filled, estimated = lifter._with_root(coords)
-    assert estimated.tolist() == [[False], [True]]
-    assert np.allclose(filled[1, 0, 0], pose[0])
+    assert estimated.all()
+    assert np.allclose(filled[:, 0, 0], pose[0])
     lifted = lifter.lift_arrays(coords)
     assert np.isfinite(lifted[1, 0, [0, 1, 2, 4]]).all()
+
+
+def test_a_lost_root_follows_the_nearest_frame_that_has_it():
+    lifter = _lifter(RANDOM)
+    rng = np.random.default_rng(3)
+    first = rng.normal(scale=50, size=(len(KEYPOINTS), 2)) + 300
+    moved = first + [7.0, -4.0]  # the animal moved; its root with it
+    far = first + [100.0, 100.0]
+    coords = np.stack([far, first, moved, moved])[:, None].copy()  # frames 0..3
+    coords[2:, 0, 0] = np.nan  # frames 2 and 3 lost the root: frame 1 is the nearest with one
+    coords[3, 0, 2] = np.nan
+    filled, estimated = lifter._with_root(coords)
+    assert estimated[:, 0].tolist() == [False, False, True, True]
+    assert np.allclose(filled[2:, 0, 0], moved[0])
+    assert np.isfinite(lifter.lift_arrays(coords)[2:, 0, [0, 1, 3, 4]]).all()
 
 
 def test_a_pose_with_fewer_than_two_visible_keypoints_is_not_lifted():

@@ -195,7 +195,7 @@ class Lifter:
         """
         frame = self.output_frame(frame)
         coords = np.asarray(coords, dtype=np.float64)
-        n_frames, n_ind, n_kp = coords.shape[:3]
+        n_kp = coords.shape[2]
         if n_kp != len(self.keypoints):
             raise ValueError(f"expected {len(self.keypoints)} keypoints, got {n_kp}")
         if batch_size is None:
@@ -206,6 +206,19 @@ class Lifter:
         root = self.layout.roots[0]
         coords, estimated = self._with_root(coords)
         conf[estimated, root] = 1.0  # as in training, where the root is never hidden
+        out = self._network(coords, conf, batch_size, progress)
+        return self._to_frame(out, frame)
+
+    def _network(
+        self,
+        coords: np.ndarray,
+        conf: np.ndarray,
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> np.ndarray:
+        """The network's 3D ``(frames, individuals, keypoints, 3)`` in :attr:`network_frame`."""
+        n_frames, n_ind, n_kp = coords.shape[:3]
+        root = self.layout.roots[0]
         x = normalize_2d(coords, root, self.scale_inputs)
         missing = ~np.isfinite(x).all(-1)
         missing |= missing[..., root : root + 1]
@@ -220,16 +233,17 @@ class Lifter:
             z = z.reshape(n_frames, n_ind, -1)
         out = self.layout.from_offsets(z.reshape(n_frames, n_ind, n_kp - 1, 3)).astype(np.float64)
         out[~usable] = np.nan
-        return self._to_frame(out, frame)
+        return out
 
     def _with_root(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fill in the 2D root of poses that lost it, from their visible keypoints.
 
         The network's inputs are relative to the root's 2D position, so a pose without it could
-        not be lifted. It is estimated by fitting the model's mean 2D pose (``norm.input_mean``,
-        root at the origin) to the visible keypoints: a translation, plus a positive scale when
-        inputs are scale-normalised (the scale is the ratio of the two poses' spreads). Poses with
-        fewer than two visible keypoints stay unliftable.
+        not be lifted. Where the same individual's root is seen in another frame, the nearest
+        such frame's root is moved by the mean displacement of the keypoints seen in both
+        frames. Otherwise the model's mean 2D pose (``norm.input_mean``) is fitted to the visible
+        keypoints: a translation, plus a positive scale when inputs are scale-normalised. Poses
+        with fewer than two visible keypoints stay unliftable.
 
         Returns
         -------
@@ -242,21 +256,13 @@ class Lifter:
         estimated = ~seen[..., root] & (seen.sum(-1) >= 2)
         if not estimated.any():
             return coords, estimated
-        points = np.where(seen[estimated][..., None], coords[estimated], 0.0)  # (n, k, 2)
-        weight = seen[estimated][..., None].astype(np.float64)
-        count = weight.sum(1)  # (n, 1)
         template = np.asarray(self.norm.input_mean, dtype=np.float64)[None]  # (1, k, 2)
-        p_mean = (weight * points).sum(1) / count
-        m_mean = (weight * template).sum(1) / count
-        if self.scale_inputs:
-            p_spread = (weight * (points - p_mean[:, None]) ** 2).sum((1, 2))
-            m_spread = (weight * (template - m_mean[:, None]) ** 2).sum((1, 2))
-            scale = np.sqrt(p_spread / np.maximum(m_spread, 1e-12))
-            scale[m_spread < 1e-12] = 0.0  # a template without spread: the centroid
-        else:
-            scale = np.ones(len(points))
         coords = coords.copy()
-        coords[estimated, root] = p_mean - scale[:, None] * (m_mean - template[:, root])
+        coords[estimated, root] = _fit_root(
+            coords[estimated], root, template, fixed_scale=not self.scale_inputs
+        )
+        for ind in range(coords.shape[1]):
+            _root_from_nearest_frame(coords[:, ind], seen[:, ind], estimated[:, ind], root)
         return coords, estimated
 
     def _run_mlp(self, x, conf, batch_size, progress) -> np.ndarray:
@@ -324,6 +330,70 @@ class Lifter:
                 "were filmed with so the 3D truth can be put in its frame"
             )
         return truth.copy(coords=camera.to_camera_frame(truth.coords), frame="camera")
+
+
+def _root_from_nearest_frame(
+    track: np.ndarray, seen: np.ndarray, estimated: np.ndarray, root: int
+) -> None:
+    """Set the root of the ``estimated`` frames of one ``track`` from the nearest frame with one.
+
+    ``track`` ``(frames, keypoints, 2)`` is changed in place: root = that frame's root + the mean
+    displacement of the non-root keypoints seen in both frames (frames sharing none are left).
+    """
+    with_root = np.flatnonzero(seen[:, root])
+    frames = np.flatnonzero(estimated)
+    if len(with_root) == 0 or len(frames) == 0:
+        return
+    right = np.clip(np.searchsorted(with_root, frames), 0, len(with_root) - 1)
+    left = np.clip(right - 1, 0, len(with_root) - 1)
+    closer_left = np.abs(with_root[left] - frames) <= np.abs(with_root[right] - frames)
+    near = np.where(closer_left, with_root[left], with_root[right])
+    both = seen[frames] & seen[near]
+    both[:, root] = False
+    shift = np.where(both[..., None], track[frames] - track[near], 0.0).sum(1)
+    count = both.sum(1)
+    ok = count > 0
+    track[frames[ok], root] = track[near[ok], root] + shift[ok] / count[ok, None]
+
+
+def _fit_root(points: np.ndarray, root: int, template: np.ndarray, fixed_scale: bool) -> np.ndarray:
+    """The 2D root ``(n, 2)`` that best places ``template`` on the visible ``points``.
+
+    Fits ``points[k] ~ t + s * template[k]`` over the finite non-root keypoints (least squares)
+    and returns ``t + s * template[root]``. ``fixed_scale``: ``s = 1`` (inputs in pixels).
+    Otherwise ``s`` is the least-squares scale when it is positive, else the ratio of spreads
+    (never a mirrored pose); a template without spread gives the visible keypoints' centroid.
+
+    Parameters
+    ----------
+    points : np.ndarray
+        ``(n, keypoints, 2)``; NaN where missing (the root is ignored).
+    root : int
+        Root keypoint index.
+    template : np.ndarray
+        ``(n or 1, keypoints, 2)``.
+    fixed_scale : bool
+        Fit a translation only.
+    """
+    seen = np.isfinite(points).all(-1)
+    seen[:, root] = False
+    weight = seen[..., None].astype(np.float64)
+    count = np.maximum(weight.sum(1), 1.0)  # (n, 1)
+    points = np.where(seen[..., None], points, 0.0)
+    template = np.nan_to_num(np.broadcast_to(template, points.shape))
+    p_mean = (weight * points).sum(1) / count
+    m_mean = (weight * template).sum(1) / count
+    if fixed_scale:
+        scale = np.ones(len(points))
+    else:
+        dp, dm = points - p_mean[:, None], template - m_mean[:, None]
+        m_spread = (weight * dm**2).sum((1, 2))
+        safe = np.maximum(m_spread, 1e-12)
+        scale = (weight * dp * dm).sum((1, 2)) / safe
+        ratio = np.sqrt((weight * dp**2).sum((1, 2)) / safe)
+        scale = np.where(scale > 0, scale, ratio)
+        scale[m_spread < 1e-12] = 0.0
+    return p_mean - scale[:, None] * (m_mean - template[:, root])
 
 
 def load_lifter(path: str | Path, device: str = "auto") -> Lifter:
