@@ -23,7 +23,8 @@ def lifter_and_tracks(request, fly, fly_camera, tmp_path_factory):
 def test_lift_keeps_individuals_confidence_and_marks_unusable(lifter_and_tracks):
     lifter, tracks = lifter_and_tracks
     coords = tracks.coords.copy()
-    coords[10, 1, 0] = np.nan  # no root: this pose cannot be lifted
+    coords[10, 1] = np.nan  # nothing visible: this pose cannot be lifted
+    coords[30, 0, 0] = np.nan  # no root: lifted around an estimated root
     coords[20, 0, 5] = np.nan  # a missing non-root joint still gives a full pose
     tracks = tracks.copy(coords=coords)
     out = lifter.lift(tracks, batch_size=64)
@@ -31,7 +32,7 @@ def test_lift_keeps_individuals_confidence_and_marks_unusable(lifter_and_tracks)
     assert out.individuals == ["a", "b"] and out.units == "mm"
     assert np.array_equal(out.confidence, tracks.confidence)
     assert np.isnan(out.coords[10, 1]).all() and np.isfinite(out.coords[10, 0]).all()
-    assert np.isfinite(out.coords[20, 0]).all()
+    assert np.isfinite(out.coords[20, 0]).all() and np.isfinite(out.coords[30, 0]).all()
     assert np.allclose(out.coords[:, :, 0][np.isfinite(out.coords[:, :, 0])], 0)
     # batch size does not change the result
     assert np.allclose(

@@ -134,8 +134,9 @@ def require_same_frames(
 def require_liftable(lifted: Poses, path: str | Path | None = None, root: str = "") -> None:
     """Raise if a lift gave no finite 3D point (instead of writing an all-NaN file).
 
-    A lifter returns NaN for every pose whose root keypoint is missing, so input whose root is
-    never tracked lifts to nothing.
+    A lifter returns NaN for poses with fewer than two visible keypoints, and for every pose of
+    an input whose root keypoint is never tracked (a missing root is estimated from other
+    frames of the same input), so such input lifts to nothing.
 
     Parameters
     ----------
