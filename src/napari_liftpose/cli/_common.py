@@ -108,20 +108,13 @@ def check_readable(paths: Iterable[str | Path | None]) -> None:
     Raises
     ------
     PoseFileError
-        ``"PATH: file not found"`` or ``"PATH: cannot be read: Permission denied"``.
+        ``"PATH: file not found"`` or ``"PATH: cannot be read: permission denied"``.
     """
-    from napari_liftpose.io.errors import PoseFileError, not_a_file_error
+    from napari_liftpose.io.paths import require_readable_file
 
     for path in paths:
-        if path is None:
-            continue
-        if not Path(path).is_file():
-            raise not_a_file_error(path)
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as err:
-            raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
+        if path is not None:
+            require_readable_file(path)
 
 
 def check_writable(path: Path) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 from napari_liftpose.io import anipose, dlc, liftpose_h5, numpy_format, sleap, sleap_writer
 from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
 from napari_liftpose.io.calibration import Camera, read_calibration, write_calibration
-from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError, not_a_file_error
-from napari_liftpose.io.paths import refined_path, same_file
+from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
+from napari_liftpose.io.paths import refined_path, require_readable_file, same_file
 from napari_liftpose.poses import Poses
 
 __all__ = [
@@ -171,9 +171,7 @@ def read_poses(path: str | Path, format: str | None = None, **kwargs) -> Poses:
         If no reader takes the file, it is corrupt, or it holds no finite point.
     """
     path = Path(path)
-    if not path.is_file():
-        raise not_a_file_error(path)
-    _check_readable(path)
+    require_readable_file(path)
     if format is None:
         format = detect_format(path)
         if format is None:
@@ -189,17 +187,6 @@ def read_poses(path: str | Path, format: str | None = None, **kwargs) -> Poses:
     if not np.isfinite(poses.coords).any():
         raise PoseFileError(path, "no finite points: every keypoint of every frame is missing")
     return poses
-
-
-def _check_readable(path: Path) -> None:
-    """Say "permission denied" (not "not an HDF5 file") when the file cannot be opened."""
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise PoseFileError(path, "cannot be read: permission denied") from None
-    except OSError as err:
-        raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
 
 
 def _writer_for(poses: Poses, path: Path) -> str:

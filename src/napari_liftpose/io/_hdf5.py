@@ -87,14 +87,17 @@ def refuse_external_storage(path: Path) -> None:
         raise PoseFileError(path, problem)
 
 
+def stores_data_elsewhere(dataset: h5py.Dataset) -> bool:
+    """True for a dataset whose data lives in other files (external or virtual storage)."""
+    return bool(dataset.is_virtual or dataset.id.get_create_plist().get_external_count())
+
+
 def _external_storage(handle: h5py.File) -> str | None:
     """What dataset of ``handle`` keeps its data in other files, or None."""
     found: list[str] = []
 
     def visit(name: str, obj: h5py.HLObject) -> object:
-        if isinstance(obj, h5py.Dataset) and (
-            obj.is_virtual or obj.id.get_create_plist().get_external_count()
-        ):
+        if isinstance(obj, h5py.Dataset) and stores_data_elsewhere(obj):
             found.append("/" + name)
             return True  # stop visiting
         return None

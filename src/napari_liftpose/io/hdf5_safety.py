@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from napari_liftpose.io._hdf5 import stores_data_elsewhere
 from napari_liftpose.io.errors import PoseFileError
 
 __all__ = ["check_no_pickles", "is_literal_pickle"]
@@ -187,7 +188,7 @@ def _dataset_problem(name: str, dataset: h5py.Dataset) -> str | None:
         klass = attrs.get("CLASS")
         pseudo = attrs.get("PSEUDOATOM")
         flavor = attrs.get("FLAVOR")
-        external = dataset.id.get_create_plist().get_external_count()
+        elsewhere = stores_data_elsewhere(dataset)
     except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
         return f"dataset {name} cannot be inspected ({err}); {_REFUSED}"
     if (
@@ -197,7 +198,7 @@ def _dataset_problem(name: str, dataset: h5py.Dataset) -> str | None:
         or _variable_or_opaque(dtype)
     ):
         return f"holds pickled Python objects (variable-length dataset {name}); {_REFUSED}"
-    if external or dataset.is_virtual:
+    if elsewhere:
         return f"dataset {name} keeps its data in other files; refused: it would read them"
     return None
 

@@ -6,7 +6,31 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["same_file", "colliding_input", "refined_path"]
+__all__ = ["same_file", "colliding_input", "refined_path", "require_readable_file"]
+
+
+def require_readable_file(path: str | Path) -> None:
+    """Raise unless ``path`` is a regular file this process can open for reading.
+
+    Says what is wrong ("file not found", "is a folder", "not a regular file", "cannot be read:
+    permission denied") before a reader can blame the format ("not an HDF5 file").
+
+    Raises
+    ------
+    PoseFileError
+        Naming ``path`` and the problem.
+    """
+    from napari_liftpose.io.errors import PoseFileError, not_a_file_error
+
+    if not Path(path).is_file():
+        raise not_a_file_error(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise PoseFileError(path, "cannot be read: permission denied") from None
+    except OSError as err:
+        raise PoseFileError(path, f"cannot be read: {err.strerror or err}") from None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

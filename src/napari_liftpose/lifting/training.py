@@ -26,6 +26,7 @@ import torch
 
 from napari_liftpose.io import interrupts
 from napari_liftpose.io.calibration import Camera
+from napari_liftpose.io.paths import colliding_input
 from napari_liftpose.lifting.camera_defaults import default_distance
 from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
 from napari_liftpose.lifting.checkpoint import ModelFileError, load_checkpoint, save_checkpoint
@@ -769,10 +770,8 @@ def _check_output(output: Path, libraries: Sequence[Poses], camera) -> None:
     sources = [p.source for p in libraries]
     if isinstance(camera, PairedTracks):
         sources += [p.source for p in camera.tracks]
-    target = output.resolve()
-    for source in sources:
-        if source and Path(source).resolve() == target:
-            raise ValueError(f"{output}: is an input file; refusing to overwrite it with a model")
+    if colliding_input(output, sources) is not None:
+        raise ValueError(f"{output}: is an input file; refusing to overwrite it with a model")
 
 
 def _check_size(arch: dict, n_keypoints: int, n_outputs: int) -> None:
