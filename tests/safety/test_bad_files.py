@@ -300,3 +300,12 @@ def test_a_huge_sparse_dataset_is_refused_unread(tmp_path):
         f.create_dataset("keypoints", data=NAMES.astype("S"))
     assert path.stat().st_size < 100_000
     refused(read_liftpose_h5, path, "points: its shape", "refusing to allocate")
+
+
+def test_sleap_analysis_claiming_a_huge_shape_is_refused_unread(tmp_path):
+    path = tmp_path / "bomb.analysis.h5"
+    with h5py.File(path, "w") as f:  # 640 GB declared, nothing stored
+        f.create_dataset("tracks", shape=(2, 2, 20, 10**9), dtype="f8", chunks=(1, 1, 1, 1024))
+        f.create_dataset("node_names", data=np.array([b"a"] * 20))
+    with pytest.raises(PoseFileError, match="refusing to allocate"):
+        read_poses(path)

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from napari_liftpose.io._hdf5 import hdf5_keys, is_hdf5, open_hdf5
+from napari_liftpose.io._hdf5 import hdf5_keys, is_hdf5, open_hdf5, read_dataset
 from napari_liftpose.io.atomic import atomic_path, verify_csv_lines
 from napari_liftpose.io.errors import PoseFileError
-from napari_liftpose.io.liftpose_h5 import read_dataset
 from napari_liftpose.poses import Poses, as_numbers
 
 __all__ = [

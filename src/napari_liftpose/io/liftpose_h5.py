@@ -12,16 +12,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
+from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5, read_dataset
 from napari_liftpose.io.atomic import atomic_write_bytes, hdf5_image
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 
-__all__ = ["is_liftpose_h5_file", "read_liftpose_h5", "write_liftpose_h5", "read_dataset"]
+__all__ = ["is_liftpose_h5_file", "read_liftpose_h5", "write_liftpose_h5"]
 
 FORMAT_TAG = "napari-liftpose"
-_BOMB_BYTES = 1 << 30  # datasets above 1 GiB in memory...
-_BOMB_RATIO = 1000  # ...that are over 1000 times their stored size are refused unread
 
 
 def is_liftpose_h5_file(path: str | Path) -> bool:
@@ -78,42 +76,6 @@ def read_liftpose_h5(path: str | Path) -> Poses:
         return Poses(**fields, source=str(path), source_format="liftpose_h5")
     except ValueError as err:
         raise PoseFileError(path, str(err)) from None
-
-
-def read_dataset(f: h5py.Group, name: str) -> np.ndarray:
-    """The whole dataset ``name`` of an open HDF5 file, as a NumPy array.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is a link to elsewhere, a group, a dataset whose values are not plain
-        numbers or strings, or one that would take over 1 GiB in memory while storing less
-        than a thousandth of that (a few bytes claiming a huge shape).
-    """
-    link = f.get(name, getlink=True)
-    if not isinstance(link, h5py.HardLink):
-        raise ValueError(f"{name}: expected a dataset in this file, got a {type(link).__name__}")
-    obj = f[name]
-    if not isinstance(obj, h5py.Dataset):
-        raise ValueError(f"{name}: expected a dataset, got a {type(obj).__name__.lower()}")
-    kind = obj.dtype.kind
-    string = h5py.check_string_dtype(obj.dtype) is not None
-    if kind not in "iufSU" and not string:
-        raise ValueError(f"{name}: expected numbers or strings, got HDF5 type {obj.dtype}")
-    declared = obj.size * obj.dtype.itemsize
-    stored = obj.id.get_storage_size()
-    if declared > _BOMB_BYTES and declared > _BOMB_RATIO * max(stored, 1):
-        raise ValueError(
-            f"{name}: its shape {obj.shape} needs {declared:,} bytes but the file stores only "
-            f"{stored:,} for it; refusing to allocate (a crafted or mostly empty dataset?)"
-        )
-    value = obj[()]
-    if string and isinstance(value, np.ndarray) and value.dtype.kind == "O":
-        value = np.array([v if isinstance(v, bytes) else str(v).encode() for v in value.ravel()])
-        value = value.reshape(obj.shape)
-    elif string and not isinstance(value, np.ndarray):
-        value = np.array(value if isinstance(value, bytes) else str(value).encode())
-    return np.asarray(value)
 
 
 def _edges(edges: np.ndarray) -> np.ndarray:

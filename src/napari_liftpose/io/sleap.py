@@ -13,6 +13,7 @@ from napari_liftpose.io._hdf5 import (
     hdf5_keys,
     is_hdf5,
     open_hdf5,
+    read_dataset,
     refuse_external_storage,
 )
 from napari_liftpose.io.errors import PoseFileError
@@ -177,14 +178,14 @@ def read_sleap_analysis(path: str | Path) -> Poses:
         missing = {"tracks", "node_names"} - set(f.keys())
         if missing:
             raise PoseFileError(path, f"not a SLEAP analysis file: missing {sorted(missing)}")
-        tracks = f["tracks"][:]
+        tracks = read_dataset(f, "tracks")
         if tracks.ndim != 4 or tracks.shape[1] != 2:
             raise PoseFileError(
                 path, f"tracks: expected shape (tracks, 2, nodes, frames), got {tracks.shape}"
             )
         coords = tracks.transpose(3, 0, 2, 1)
         confidence = (
-            f["point_scores"][:].transpose(2, 0, 1)
+            read_dataset(f, "point_scores").transpose(2, 0, 1)
             if "point_scores" in f
             else np.full(coords.shape[:3], np.nan)
         )
