@@ -224,3 +224,40 @@ def test_a_save_the_interrupt_asks_for_may_publish(tmp_path):
     finally:
         interrupts.clear()
     assert target.exists() and leftover_temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("stage", ["build", "verify"])
+def test_an_error_that_hides_an_interrupt_surfaces_as_the_interrupt(tmp_path, stage):
+    """h5py turns a KeyboardInterrupt raised in its Cython code into a TypeError (seen in CI)."""
+    from napari_liftpose.io.atomic import atomic_write_bytes, hdf5_image
+
+    def fill(_file) -> None:
+        interrupts.record(signal.SIGTERM)  # the handler ran; its exception came back mangled
+        raise TypeError("Operation not defined for data type class")
+
+    def verify(_tmp) -> None:
+        interrupts.record(signal.SIGTERM)
+        raise TypeError("Operation not defined for data type class")
+
+    target = tmp_path / "lifted.h5"
+    target.write_bytes(b"old")
+    try:
+        with interrupts.interrupt_guard(), pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            if stage == "build":
+                hdf5_image(fill)
+            else:
+                atomic_write_bytes(target, b"new", verify=verify)
+    finally:
+        interrupts.clear()
+    assert target.read_bytes() == b"old"
+    assert leftover_temp_files(tmp_path) == []
+
+
+def test_an_error_with_nothing_pending_stays_what_it_is():
+    from napari_liftpose.io.atomic import hdf5_image
+
+    def fill(_file) -> None:
+        raise TypeError("a real bug")
+
+    with interrupts.interrupt_guard(), pytest.raises(TypeError, match="a real bug"):
+        hdf5_image(fill)

@@ -94,12 +94,14 @@ def atomic_path(path: str | Path, verify: Verify | None = None) -> Iterator[Path
     tmp = _new_temp_path(path)
     try:
         try:
-            yield tmp
+            with interrupts.surfaced():
+                yield tmp
         except PoseFileError:
             raise
         except OSError as err:
             raise _write_error(path, _reason(err), existed) from None
-        _finish(tmp, path, verify, existed)
+        with interrupts.surfaced():
+            _finish(tmp, path, verify, existed)
     finally:
         with interrupts.deferred_signals(), contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -276,7 +278,7 @@ def hdf5_image(fill: Callable[[h5py.File], object]) -> bytes:
     import h5py
 
     name = f"liftpose-image-{uuid.uuid4().hex}.h5"  # a name only: the core driver keeps no file
-    with h5py.File(name, "w", driver="core", backing_store=False) as f:
+    with interrupts.surfaced(), h5py.File(name, "w", driver="core", backing_store=False) as f:
         fill(f)
         f.flush()
         return f.id.get_file_image()
@@ -291,13 +293,14 @@ def hdf5_store_image(fill: Callable[[pd.HDFStore], object]) -> bytes:
     import pandas as pd
 
     name = f"liftpose-image-{uuid.uuid4().hex}.h5"
-    store = pd.HDFStore(name, mode="w", driver="H5FD_CORE", driver_core_backing_store=0)
-    try:
-        fill(store)
-        store.flush()
-        return store._handle.get_file_image()
-    finally:
-        store.close()
+    with interrupts.surfaced():
+        store = pd.HDFStore(name, mode="w", driver="H5FD_CORE", driver_core_backing_store=0)
+        try:
+            fill(store)
+            store.flush()
+            return store._handle.get_file_image()
+        finally:
+            store.close()
 
 
 def verify_csv_lines(path: Path, header_rows: int, rows: int, fields: int) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "interrupted",
     "exit_code",
     "deferred_signals",
+    "surfaced",
     "GUARDED_SIGNALS",
 ]
 
@@ -153,6 +154,25 @@ def interrupt_guard() -> Iterator[None]:
         _guards -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def surfaced() -> Iterator[None]:
+    """Within the block, an error raised after a guarded signal arrived becomes ``KeyboardInterrupt``.
+
+    h5py turns a ``KeyboardInterrupt`` raised inside its Cython code into an unrelated error
+    (``TypeError: Operation not defined for data type class``, seen under SIGTERM); the caller
+    must still see the interrupt, not a bogus write error. Errors with nothing pending pass
+    through unchanged.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        if interrupted():
+            raise KeyboardInterrupt(f"interrupted by {signal.Signals(_pending).name}") from err
+        raise
 
 
 @contextlib.contextmanager
