@@ -48,6 +48,14 @@ class Poses:
         Axes of 3D ``coords``: ``"world"`` = the calibration's / 3D library's axes, ``"camera"``
         = a camera's axes (OpenCV: x right, y down, z forward); None where unknown (any file
         not written by a lifter).
+    uncertainty : np.ndarray, optional
+        Lifted 3D only: float ``(frames, individuals, keypoints)``, a radius in ``units`` that
+        should contain the true point 80% of the time (calibrated on the lifter's validation
+        split, see :mod:`napari_liftpose.lifting.uncertainty`); NaN where the point is missing.
+        None where unknown.
+    suspicion : np.ndarray, optional
+        Lifted 3D only: float ``(frames, individuals)`` in [0, 1], higher = the pose looks more
+        wrong; NaN where unknown. None where not computed.
     """
 
     coords: np.ndarray
@@ -62,6 +70,8 @@ class Poses:
     video: str | None = None
     metadata: dict = field(default_factory=dict)
     frame: str | None = None
+    uncertainty: np.ndarray | None = None
+    suspicion: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.coords = np.asarray(self.coords, dtype=np.float64)
@@ -103,6 +113,31 @@ class Poses:
                 f"frame: expected one of {list(FRAMES)} or None, got {self.frame!r:.80}"
                 f"{self._where()}"
             )
+        self._check_lifted_fields()
+
+    def _check_lifted_fields(self) -> None:
+        """Check ``uncertainty`` (non-negative radii) and ``suspicion`` (scores in [0, 1])."""
+        checks = (
+            ("uncertainty", self.coords.shape[:3], "(frames, individuals, keypoints)", None),
+            ("suspicion", self.coords.shape[:2], "(frames, individuals)", 1.0),
+        )
+        for name, shape, axes, high in checks:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value)
+            if value.dtype.kind not in "iuf":
+                raise ValueError(f"{name}: expected numbers, got {value.dtype}{self._where()}")
+            value = value.astype(np.float64)
+            if value.shape != shape:
+                raise ValueError(
+                    f"{name}: expected shape {axes} = {shape}, got {value.shape}{self._where()}"
+                )
+            finite = value[~np.isnan(value)]
+            if (finite < 0).any() or np.isinf(finite).any() or (high and (finite > high).any()):
+                bound = f"in [0, {high:g}]" if high else "finite and >= 0"
+                raise ValueError(f"{name}: expected values {bound} or NaN{self._where()}")
+            setattr(self, name, value)
 
     def _where(self) -> str:
         return f" (in {self.source})" if self.source else ""
@@ -146,6 +181,8 @@ class Poses:
             "keypoints": list(self.keypoints),
             "individuals": list(self.individuals),
             "metadata": dict(self.metadata),
+            "uncertainty": None if self.uncertainty is None else self.uncertainty.copy(),
+            "suspicion": None if self.suspicion is None else self.suspicion.copy(),
         }
         fresh.update(changes)
         return replace(self, **fresh)
@@ -167,8 +204,30 @@ class Poses:
         return self.copy(
             coords=self.coords[:, :, index].copy(),
             confidence=self.confidence[:, :, index].copy(),
+            uncertainty=None if self.uncertainty is None else self.uncertainty[:, :, index].copy(),
             keypoints=list(names),
             edges=np.asarray(edges, dtype=np.int64).reshape(-1, 2),
+        )
+
+    def select_frames(self, frames: slice | Sequence[int] | np.ndarray) -> Poses:
+        """Return a copy with only ``frames`` (a slice, indices or a boolean mask over frames).
+
+        Coordinates, confidence, ``uncertainty`` and ``suspicion`` are cut alike; every other
+        field is kept.
+        """
+        if not isinstance(frames, slice):
+            frames = np.asarray(frames)
+            if frames.dtype != bool:
+                frames = frames.astype(np.int64)
+
+        def cut(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[frames].copy()
+
+        return self.copy(
+            coords=self.coords[frames].copy(),
+            confidence=self.confidence[frames].copy(),
+            uncertainty=cut(self.uncertainty),
+            suspicion=cut(self.suspicion),
         )
 
     def finite_mask(self) -> np.ndarray:

@@ -5,7 +5,11 @@
   or from the ``keypoints`` argument.
 - anipose ``pose-3d`` CSV: columns ``<kp>_x, <kp>_y, <kp>_z, <kp>_error, <kp>_score`` (+ ``fnum``,
   ``M_*``, ``center_*`` which are ignored), one row per frame. Files written here for several
-  individuals add an ``individual`` column and have one row per frame and individual.
+  individuals add an ``individual`` column and have one row per frame and individual. In files
+  written here from lifted poses, ``<kp>_error`` is the lifter's uncertainty (a radius, in the
+  poses' units, that holds the true point 80% of the time). It is read back as
+  ``Poses.uncertainty`` only from files without anipose's ``<kp>_ncams`` columns (anipose's own
+  ``_error`` is a reprojection error in pixels, not a radius) and with some finite ``_error``.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def read_anipose_csv(path: str | Path) -> Poses:
         )
     except Exception as err:
         raise PoseFileError(path, f"unreadable CSV: {err}") from None
-    numeric = [f"{kp}_{axis}" for kp in keypoints for axis in (*_AXES, "score")]
+    numeric = [f"{kp}_{axis}" for kp in keypoints for axis in (*_AXES, "score", "error")]
     columns = {c: _numeric_column(path, table, c) for c in numeric if c in table.columns}
     if "individual" in table.columns:
         names = table["individual"]
@@ -142,12 +146,17 @@ def read_anipose_csv(path: str | Path) -> Poses:
     n_frames = max(len(r) for r in rows)
     coords = np.full((n_frames, len(individuals), len(keypoints), 3), np.nan)
     confidence = np.full(coords.shape[:3], np.nan)
+    radius = np.full(coords.shape[:3], np.nan)
     for i, sel in enumerate(rows):
         for k, kp in enumerate(keypoints):
             for a, axis in enumerate(_AXES):
                 coords[: len(sel), i, k, a] = columns[f"{kp}_{axis}"][sel]
             if f"{kp}_score" in columns:
                 confidence[: len(sel), i, k] = columns[f"{kp}_score"][sel]
+            if f"{kp}_error" in columns:
+                radius[: len(sel), i, k] = columns[f"{kp}_error"][sel]
+    from_anipose = any(f"{kp}_ncams" in table.columns for kp in keypoints)
+    uncertainty = None if from_anipose or np.isnan(radius).all() else radius
     try:
         return Poses(
             coords=coords,
@@ -155,6 +164,7 @@ def read_anipose_csv(path: str | Path) -> Poses:
             keypoints=keypoints,
             individuals=individuals,
             units="mm",
+            uncertainty=uncertainty,
             source=str(path),
             source_format="anipose_csv",
         )
@@ -202,8 +212,9 @@ def _numeric_column(path: Path, table: pd.DataFrame, column: str) -> np.ndarray:
 def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
     """Write 3D ``poses`` as an anipose-style CSV atomically and verified; returns the path.
 
-    ``_error`` is NaN (no reprojection error is known for lifted poses); ``_score`` is the
-    confidence. With several individuals an ``individual`` column is added.
+    ``_error`` is ``poses.uncertainty`` (the lifter's radius that holds the true point 80% of
+    the time) when there is one, else NaN (no reprojection error is known for lifted poses);
+    ``_score`` is the confidence. With several individuals an ``individual`` column is added.
     """
     path = Path(path)
     if poses.n_space != 3:
@@ -214,7 +225,11 @@ def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
         for k, kp in enumerate(poses.keypoints):
             for a, axis in enumerate(_AXES):
                 data[f"{kp}_{axis}"] = poses.coords[:, i, k, a]
-            data[f"{kp}_error"] = np.full(poses.n_frames, np.nan)
+            data[f"{kp}_error"] = (
+                np.full(poses.n_frames, np.nan)
+                if poses.uncertainty is None
+                else poses.uncertainty[:, i, k]
+            )
             data[f"{kp}_score"] = poses.confidence[:, i, k]
         data["fnum"] = np.arange(poses.n_frames)
         frame = pd.DataFrame(data)

@@ -1,7 +1,9 @@
 """napari-liftpose's own HDF5 layout for poses (2D or 3D), used by the CLI and the exporters.
 
 Datasets ``points`` ``(frames, individuals, keypoints, 2|3)``, ``confidence``, ``keypoints``,
-``individuals``, ``edges``; attributes ``format = "napari-liftpose"``, ``units``, ``fps`` and,
+``individuals``, ``edges`` and, for lifted 3D, ``uncertainty`` ``(frames, individuals,
+keypoints)`` (a radius holding the true point 80% of the time) and ``suspicion`` ``(frames,
+individuals)`` in [0, 1] (absent where not computed); attributes ``format = "napari-liftpose"``, ``units``, ``fps`` and,
 for lifted 3D, ``frame`` (``"world"``: the calibration's / library's axes, or ``"camera"``).
 """
 
@@ -49,7 +51,10 @@ def read_liftpose_h5(path: str | Path) -> Poses:
         if "points" not in f or "keypoints" not in f:
             raise PoseFileError(path, "missing 'points' or 'keypoints' dataset")
         try:
-            present = {name: name in f for name in ("confidence", "individuals", "edges")}
+            present = {
+                name: name in f
+                for name in ("confidence", "individuals", "edges", "uncertainty", "suspicion")
+            }
             fields = {
                 "coords": as_numbers(read_dataset(f, "points"), "points"),
                 "keypoints": as_names(read_dataset(f, "keypoints"), "keypoints"),
@@ -64,6 +69,11 @@ def read_liftpose_h5(path: str | Path) -> Poses:
                     else None
                 ),
                 "edges": _edges(read_dataset(f, "edges")) if present["edges"] else None,
+                **{
+                    name: as_numbers(read_dataset(f, name), name)
+                    for name in ("uncertainty", "suspicion")
+                    if present[name]
+                },
                 "fps": as_fps(f.attrs.get("fps")),
                 "units": as_text(f.attrs.get("units", "px"), "units attribute"),
                 "frame": (
@@ -100,6 +110,9 @@ def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:
         "individuals": _utf8(poses.individuals),
         "edges": poses.edges,
     }
+    for name in ("uncertainty", "suspicion"):
+        if getattr(poses, name) is not None:
+            datasets[name] = getattr(poses, name)
 
     def fill(f: h5py.File) -> None:
         f.attrs["format"] = FORMAT_TAG
@@ -108,7 +121,7 @@ def write_liftpose_h5(poses: Poses, path: str | Path) -> Path:
         if poses.frame is not None:
             f.attrs["frame"] = poses.frame
         for name, data in datasets.items():
-            gzip = name in ("points", "confidence")
+            gzip = name in ("points", "confidence", "uncertainty", "suspicion")
             f.create_dataset(name, data=data, compression="gzip" if gzip else None)
 
     def verify(tmp: Path) -> None:

@@ -6,7 +6,9 @@
   one individual. ``points3d`` / ``points2d`` are accepted as the key too.
 - ``keypoints``: names; optional ``confidence`` ``(frames, individuals, keypoints)``, ``edges``
   ``(n, 2)``, ``individuals``, ``fps``, ``units``, ``frame`` (the axes of lifted 3D: ``"world"``,
-  the calibration's / library's, or ``"camera"``; absent where unknown).
+  the calibration's / library's, or ``"camera"``; absent where unknown), and for lifted 3D
+  ``uncertainty`` ``(frames, individuals, keypoints)`` (a radius holding the true point 80% of
+  the time) and ``suspicion`` ``(frames, individuals)`` in [0, 1]; absent where not computed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
 __all__ = ["is_npz_file", "is_npy_file", "read_npz", "read_npy", "write_npz"]
 
 _POINT_KEYS = ("points", "points3d", "points2d")
-_MEMBERS = ("keypoints", "confidence", "edges", "individuals", "fps", "units", "frame")
+_MEMBERS = (
+    "keypoints",
+    "confidence",
+    "edges",
+    "individuals",
+    "fps",
+    "units",
+    "frame",
+    "uncertainty",
+    "suspicion",
+)
 
 
 def is_npz_file(path: str | Path) -> bool:
@@ -145,6 +157,11 @@ def read_npz(path: str | Path) -> Poses:
                 "fps": as_fps(arrays["fps"]) if "fps" in arrays else None,
                 "units": as_text(arrays["units"], "units") if "units" in arrays else _units(points),
                 "frame": as_text(arrays["frame"], "frame") if "frame" in arrays else None,
+                **{
+                    name: as_numbers(arrays[name], name)
+                    for name in ("uncertainty", "suspicion")
+                    if name in arrays
+                },
             }
         except PoseFileError:
             raise
@@ -230,6 +247,9 @@ def write_npz(poses: Poses, path: str | Path) -> Path:
         arrays["fps"] = np.asarray(poses.fps)
     if poses.frame is not None:
         arrays["frame"] = np.asarray(poses.frame)
+    for name in ("uncertainty", "suspicion"):
+        if getattr(poses, name) is not None:
+            arrays[name] = getattr(poses, name)
     with atomic_path(path, verify=lambda tmp: _verify_npz(tmp, arrays)) as tmp:
         with open(tmp, "xb") as f:
             np.savez(f, **arrays)
