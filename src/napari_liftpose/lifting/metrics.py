@@ -26,6 +26,7 @@ __all__ = [
     "mpjve",
     "evaluate",
     "model_roots",
+    "roc_auc",
 ]
 
 
@@ -281,3 +282,47 @@ def evaluate(
         "units": pred.units,
         "roots": [pred.keypoints[i] for i in r],
     }
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a positive scores above a negative (ties count half).
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        Any shape; higher = more likely positive. NaN scores are left out (with their labels).
+    labels : np.ndarray
+        Booleans of the same shape.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN without both a positive and a negative.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.shape != labels.shape:
+        raise ValueError(
+            f"roc_auc: expected scores and labels of the same shape, got {scores.shape} and "
+            f"{labels.shape}"
+        )
+    keep = ~np.isnan(scores)
+    scores, labels = scores[keep], labels[keep].astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    sorted_scores = scores[order]  # average the ranks of ties
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for a, b in zip(starts, ends, strict=True):
+        if b - a > 1:
+            ranks[order[a:b]] = (a + 1 + b) / 2
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
