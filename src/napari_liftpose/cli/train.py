@@ -44,6 +44,12 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("libraries", nargs="+", metavar="LIBRARY_3D", help="3D pose files")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
+    p.add_argument(
+        "--units",
+        metavar="UNITS",
+        help="the library's units (e.g. mm), where its file does not say; printed errors and "
+        "lifted files use them (default: the file's, else \"units\")",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--camera",
@@ -222,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import train
     from napari_liftpose.lifting.matching import require_space
-    from napari_liftpose.lifting.training import epochs
+    from napari_liftpose.lifting.training import epochs, library_units
 
     if args.tracks_2d and len(args.tracks_2d) != len(args.libraries):
         raise CliError(
@@ -237,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
         require_space(lib, 3, path, "for a library")
     camera = _camera(args, libraries)
     bar = ProgressBar(not args.quiet)
-    units = libraries[0].units
+    if args.units:
+        libraries = [lib.copy(units=args.units) for lib in libraries]
+    units = library_units(libraries[0])
 
     def progress(p) -> None:
         bar.update(

@@ -1,0 +1,244 @@
+"""The settings of a training run (:class:`TrainConfig`) and their validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_liftpose.lifting.data import Augmentation
+from napari_liftpose.lifting.lifter_meta import (
+    MAX_BLOCKS,
+    MAX_LAYERS,
+    MAX_RECEPTIVE_FIELD,
+    MAX_WIDTH,
+)
+from napari_liftpose.lifting.models import default_architecture
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that controls a training run (stored in the model file).
+
+    Parameters
+    ----------
+    model : {"mlp", "temporal"}
+        Network type.
+    architecture : dict, optional
+        Overrides of :func:`~napari_liftpose.lifting.models.default_architecture`, e.g.
+        ``{"width": 1024}`` for LiftPose3D's MLP or ``{"filter_widths": [3, 3, 3, 3]}``.
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int, optional
+        Output frames per optimisation step (default 64).
+    lr : float, optional
+        Initial Adam learning rate (default: MLP 1e-3, temporal 2e-3); decays to
+        ``lr * lr_final`` on a cosine schedule.
+    lr_final : float
+        Final learning rate as a fraction of ``lr``.
+    weight_decay : float
+        Adam weight decay.
+    val_fraction : float
+        Fraction of every sequence (its last frames) held out for model selection.
+    patience : int
+        Stop after this many epochs without a better validation MPJPE (0: never).
+    seed : int
+        Seed of every random choice; the same seed gives bit-identical weights on a CPU.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
+    noise_2d, bone_jitter, keypoint_dropout, frame_dropout : float, optional
+        Augmentations (see :class:`~napari_liftpose.lifting.data.Augmentation`); None picks the
+        default (see :meth:`augmentation`).
+    dropout_samples : float
+        Fraction of training samples that get keypoint/frame dropout (the rest stay complete).
+    max_grad_norm : float
+        Gradient clipping (0: none).
+    chunk : int
+        Temporal model: output frames per training sample (a sample is a clip of
+        ``receptive_field + chunk - 1`` frames seen by one camera); ``batch_size`` then counts
+        output frames, i.e. ``batch_size // chunk`` clips per step.
+    """
+
+    model: str = "mlp"
+    architecture: dict | None = None
+    epochs: int = 60
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_final: float = 0.01
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 20
+    seed: int = 0
+    device: str = "auto"
+    noise_2d: float | None = None
+    bone_jitter: float | None = None
+    keypoint_dropout: float | None = None
+    frame_dropout: float | None = None
+    dropout_samples: float = 0.5
+    max_grad_norm: float = 1.0
+    chunk: int = 8
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (also called by :func:`train`, in case fields were changed later).
+
+        Raises
+        ------
+        ValueError
+            ``"<field>: expected X, got Y"`` for the first bad field.
+        """
+        if self.model not in ("mlp", "temporal"):
+            raise ValueError(f"model: expected 'mlp' or 'temporal', got {self.model!r}")
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1, optional=True)
+        _check_number("lr", self.lr, low=0.0, low_open=True, optional=True)
+        _check_number("lr_final", self.lr_final, low=0.0, high=1.0)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, open_=True)
+        _check_int("patience", self.patience, 0)
+        _check_int("seed", self.seed, 0)
+        _check_int("chunk", self.chunk, 1)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device: expected a device name, got {self.device!r}")
+        for name in ("noise_2d", "bone_jitter"):
+            _check_number(name, getattr(self, name), low=0.0, optional=True)
+        for name in ("keypoint_dropout", "frame_dropout"):
+            _check_number(name, getattr(self, name), 0.0, 1.0, high_open=True, optional=True)
+        _check_number("dropout_samples", self.dropout_samples, low=0.0, high=1.0)
+        _check_number("max_grad_norm", self.max_grad_norm, low=0.0)
+        _check_architecture(self.model, self.architecture)
+
+    @property
+    def step_size(self) -> int:
+        """Output frames per optimisation step, with the model type's default."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        return 64
+
+    @property
+    def learning_rate(self) -> float:
+        """Initial learning rate, with the model type's default."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 2e-3 if self.model == "temporal" else 1e-3
+
+    def resolved_architecture(self) -> dict:
+        """The full architecture config (defaults + overrides)."""
+        return {**default_architecture(self.model), **(self.architecture or {}), "type": self.model}
+
+    def validation_augmentation(self, real_pairs: bool = False) -> Augmentation:
+        """The 2D noise validation is scored with: the training noise, and nothing else.
+
+        Validation then meets 2D as noisy as training's (and, by the noise defaults, as real
+        detections), so the printed validation error predicts the error on new recordings.
+        """
+        return Augmentation(noise_2d=self.augmentation(real_pairs).noise_2d)
+
+    def augmentation(self, real_pairs: bool = False) -> Augmentation:
+        """Return the augmentations to use, with the defaults filled in.
+
+        Defaults: temporal model keypoint dropout 0.1 and frame dropout 0.05; real 2D/3D
+        pairs 2D noise 0.02 (exact real pairs are few and a network memorises them).
+        """
+        temporal = self.model == "temporal"
+        pick = lambda v, d: d if v is None else float(v)  # noqa: E731
+        return Augmentation(
+            noise_2d=pick(self.noise_2d, 0.02 if real_pairs else 0.0),
+            bone_jitter=pick(self.bone_jitter, 0.0),
+            keypoint_dropout=pick(self.keypoint_dropout, 0.1 if temporal else 0.0),
+            frame_dropout=pick(self.frame_dropout, 0.05 if temporal else 0.0),
+            dropout_samples=float(self.dropout_samples),
+        )
+
+
+_ARCH_KEYS = {
+    "mlp": ("width", "blocks", "dropout"),
+    "temporal": ("filter_widths", "channels", "dropout"),
+}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, low: int, high: int | None = None, optional=False) -> None:
+    if value is None and optional:
+        return
+    ok = _is_int(value) and value >= low and (high is None or value <= high)
+    if not ok:
+        bound = f">= {low}" if high is None else f"{low}..{high}"
+        raise ValueError(f"{name}: expected an integer {bound}, got {value!r}")
+
+
+def _check_number(
+    name: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    open_: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> None:
+    if value is None and optional:
+        return
+    low_open, high_open = low_open or open_, high_open or open_
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool
+    )
+    ok = number and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bound = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            bound = f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+
+
+def _check_architecture(model: str, architecture: object) -> None:
+    if architecture is None:
+        return
+    if not isinstance(architecture, dict):
+        raise ValueError(f"architecture: expected a dict, got {architecture!r}")
+    allowed = _ARCH_KEYS[model]
+    unknown = [k for k in architecture if k not in allowed and k != "type"]
+    if unknown:
+        raise ValueError(
+            f"architecture: expected keys among {list(allowed)} for {model}, got {unknown}"
+        )
+    if architecture.get("type", model) != model:
+        raise ValueError(f"architecture type: expected {model!r}, got {architecture['type']!r}")
+    if "width" in architecture:
+        _check_int("width", architecture["width"], 1, MAX_WIDTH)
+    if "channels" in architecture:
+        _check_int("channels", architecture["channels"], 1, MAX_WIDTH)
+    if "blocks" in architecture:
+        _check_int("blocks", architecture["blocks"], 1, MAX_BLOCKS)
+    if "dropout" in architecture:
+        _check_number("dropout", architecture["dropout"], 0.0, 1.0, high_open=True)
+    if "filter_widths" in architecture:
+        widths = architecture["filter_widths"]
+        if (
+            not isinstance(widths, list | tuple)
+            or not 1 <= len(widths) <= MAX_LAYERS
+            or not all(_is_int(w) and w >= 1 and w % 2 == 1 for w in widths)
+        ):
+            raise ValueError(
+                f"filter_widths: expected 1..{MAX_LAYERS} odd integers >= 1, got {widths!r}"
+            )
+        if math.prod(widths) > MAX_RECEPTIVE_FIELD:
+            raise ValueError(
+                f"filter_widths: expected a receptive field (their product) of at most "
+                f"{MAX_RECEPTIVE_FIELD} frames, got {math.prod(widths)}"
+            )
