@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from napari_liftpose.cli import demo, evaluate, lift, train
+from napari_liftpose.cli import demo, evaluate, flags, lift, train
 from napari_liftpose.cli._common import PROG, CommandInterrupted, Parser, describe_error
 
 __all__ = ["BROKEN_PIPE", "SUBCOMMANDS", "build_parser", "main"]
@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, Callable] = {
     "train": train.add_parser,
     "lift": lift.add_parser,
     "evaluate": evaluate.add_parser,
+    "flags": flags.add_parser,
     "demo": demo.add_parser,
 }
 

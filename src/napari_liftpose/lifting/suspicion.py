@@ -17,7 +17,9 @@ squared positive deviations, the feature deviating most is the *reason*, and the
 - ``bones``: lifted bone lengths (relative to pose size) against the training library's
   distribution (:func:`library_bone_stats`, stored in the model as ``bone_stats``), or against
   the file's own when the model has none;
-- ``uncertainty``: the lifted pose's mean uncertainty radius, when the lift carries one.
+- ``uncertainty``: the lifted pose's mean uncertainty radius, when the lift carries one;
+- ``keypoint``: one keypoint that both jumps in 2D and misses the reprojection (a moved
+  detection shows in both).
 
 Pure numpy: no napari, no torch.
 """
@@ -51,6 +53,7 @@ FEATURES = (
     "left_right",
     "reprojection",
     "bones",
+    "keypoint",
     "uncertainty",
 )
 
@@ -207,6 +210,36 @@ def left_right_pairs(keypoints: Sequence[str]) -> list[tuple[int, int]]:
                 used.update((i, j))
                 break
     return sorted(pairs)
+
+
+def _swap_evidence(image: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """``(frames, individuals)``: how much better the left/right-swapped pose fits its neighbours.
+
+    For each neighbouring frame (t-1, t+1): log of (distance of the pose's paired keypoints to
+    that frame) / (the same with left and right exchanged); the smaller of the two, so both
+    neighbours must prefer the swap (a clean frame next to a swapped one does not).
+    """
+    swap = np.arange(image.shape[2])
+    for i, j in pairs:
+        swap[i], swap[j] = j, i
+    idx = sorted({k for p in pairs for k in p})
+    flipped = image[:, :, swap]
+
+    def mean_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with _quiet():
+            return np.nanmean(np.linalg.norm(a[..., idx, :] - b[..., idx, :], axis=-1), -1)
+
+    ratio = np.full((2,) + image.shape[:2], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio[0, 1:] = np.log(
+            (mean_distance(image[1:], image[:-1]) + 1e-9)
+            / (mean_distance(flipped[1:], image[:-1]) + 1e-9)
+        )
+        ratio[1, :-1] = np.log(
+            (mean_distance(image[:-1], image[1:]) + 1e-9)
+            / (mean_distance(flipped[:-1], image[1:]) + 1e-9)
+        )
+    return np.fmin(ratio[0], ratio[1])
 
 
 # -- bone lengths ------------------------------------------------------------------------------
@@ -387,23 +420,18 @@ def _features(lifter, poses_2d: Poses, lifted: Poses) -> dict[str, np.ndarray]:
     conf = np.where(seen, conf, 0.0)
     # -log of the lowest confidence: 0 (or a missing keypoint) counts as 0.01
     out: dict[str, np.ndarray] = {"confidence": -np.log(np.maximum(conf.min(-1), 0.01))}
-    out["jump_2d"] = _per_keypoint(_nearest_neighbour_distance(image) / size_2d)
+    jump = _robust_z(_nearest_neighbour_distance(image) / size_2d, axis=(0, 1))
+    out["jump_2d"] = _nanmax(jump, -1)
     # lifted poses are root-relative already: their jumps are the shape's, not the animal's
     out["jump_3d"] = _per_keypoint(_nearest_neighbour_distance(lifted.coords) / size_3d)
     pairs = left_right_pairs(lifted.keypoints)
     if pairs and len(image) >= 2:
-        swap = np.arange(image.shape[2])
-        for i, j in pairs:
-            swap[i], swap[j] = j, i
-        idx = sorted({k for p in pairs for k in p})
-        with _quiet():
-            kept = np.nanmean(_nearest_neighbour_distance(image)[..., idx], -1)
-            swapped = np.nanmean(
-                _nearest_neighbour_distance(image, image[:, :, swap])[..., idx], -1
-            )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["left_right"] = np.log((kept + 1e-9) / (swapped + 1e-9))
-    out["reprojection"] = _per_keypoint(_reprojection(lifter, image, lifted) / size_2d)
+        out["left_right"] = _swap_evidence(image, pairs)
+    reproj = _robust_z(_reprojection(lifter, image, lifted) / size_2d, axis=(0, 1))
+    out["reprojection"] = _nanmax(reproj, -1)
+    # one keypoint that both jumps and misses the reprojection: a moved detection
+    both = np.sqrt(np.maximum(jump, 0) ** 2 + np.maximum(reproj, 0) ** 2)
+    out["keypoint"] = _nanmax(both, -1)
     meta = getattr(lifter, "meta", None) or {}
     bones = _bone_evidence(lifted, meta.get("bone_stats"))
     if bones is not None:
