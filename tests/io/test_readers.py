@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import sleap_io as sio
 
+from napari_liftpose import Poses
 from napari_liftpose.io import detect_format, read_poses
 
 SLEAP_SESSION = "sleap_anipose_minimal_session"
@@ -193,6 +194,15 @@ def test_dlc_3d_h5(tmp_path):
     poses = read_poses(path)
     assert poses.n_space == 3
     np.testing.assert_array_equal(poses.coords[:, 0, 1], values[:, 3:])
+    assert poses.units == "units"  # DLC 3D is in the calibration board's units, never said
+
+
+def test_training_says_units_when_the_library_does_not():
+    from napari_liftpose.lifting.training import library_units
+
+    assert library_units(Poses(np.zeros((2, 1, 2, 3)), ["a", "b"], units="units")) == "units"
+    assert library_units(Poses(np.zeros((2, 1, 2, 3)), ["a", "b"], units="px")) == "units"
+    assert library_units(Poses(np.zeros((2, 1, 2, 3)), ["a", "b"], units="cm")) == "cm"
 
 
 def test_dlc_video_is_the_one_the_table_names(tmp_path, data_dir):

@@ -294,7 +294,7 @@ def read_dlc(path: str | Path, config: str | Path | None = None) -> Poses:
         keypoints=bodyparts,
         edges=edges,
         individuals=individuals,
-        units="px" if len(space) == 2 else "mm",
+        units="px" if len(space) == 2 else "units",  # DLC 3D: the calibration board's units
         source=str(path),
         source_format="dlc",
         video=find_dlc_video(path),

@@ -321,6 +321,7 @@ class _Run:
             "library": [p.source for p in libraries],
             "n_train": int(len(train_idx)),
             "n_val": int(len(val_idx)),
+            "bone_stats": _bone_stats(libraries),
         }
         return cls(
             config=config,
@@ -475,6 +476,14 @@ class _Run:
         if result is not None:  # the caller gets it as ``err.train_result``: no second warning
             log.info(result.summary())
         return result
+
+
+def _bone_stats(libraries: Sequence[Poses]) -> dict | None:
+    """The library's bone-length distribution (for the suspicion score); None without bones."""
+    from napari_liftpose.lifting.suspicion import library_bone_stats
+
+    edges = np.asarray(libraries[0].edges).reshape(-1, 2)
+    return library_bone_stats(libraries, edges) if len(edges) else None
 
 
 def _as_source_2d(source_2d: Source2D) -> KnownCamera | RandomCameras | PairedTracks:
