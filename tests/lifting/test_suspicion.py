@@ -122,9 +122,9 @@ def test_corrupt_frames_damages_the_asked_fraction_in_the_three_ways(mouse_2d):
 
 # -- the score on trained lifters (slow) ---------------------------------------------------------
 def _split(poses: Poses, cut: int) -> tuple[Poses, Poses]:
-    part = lambda sl: poses.copy(
-        coords=poses.coords[sl].copy(), confidence=poses.confidence[sl].copy()
-    )  # noqa: E731, E501
+    def part(sl: slice) -> Poses:
+        return poses.copy(coords=poses.coords[sl].copy(), confidence=poses.confidence[sl].copy())
+
     return part(slice(0, cut)), part(slice(cut, None))
 
 
