@@ -16,6 +16,7 @@ from napari_liftpose.lifting.checkpoint import (
     read_checkpoint_header,
 )
 from napari_liftpose.lifting.data import normalize_2d
+from napari_liftpose.lifting.devices import resolve_device
 from napari_liftpose.lifting.fusion import fold_for_inference
 from napari_liftpose.lifting.lifter_meta import (
     check_lifter_meta,
@@ -26,7 +27,7 @@ from napari_liftpose.lifting.lifter_meta import (
 from napari_liftpose.lifting.models import build_model
 from napari_liftpose.lifting.normalization import Normalization, model_inputs
 from napari_liftpose.lifting.skeleton import RootLayout, check_keypoints
-from napari_liftpose.lifting.training import resolve_device
+from napari_liftpose.lifting.uncertainty import Calibration, ensemble_spread
 from napari_liftpose.poses import Poses
 
 __all__ = ["Lifter", "load_lifter"]
@@ -46,6 +47,10 @@ class Lifter:
       camera-axes output is rotated back by the calibration's rotation) and real-pair models;
       ``"camera"`` for random-camera models, whose heading is the unknown filming camera's;
     - ``frames``: every frame :meth:`lift` can return (``frame=`` argument).
+
+    ``calibration`` is the per-joint uncertainty calibration (checkpoint metadata
+    ``"uncertainty"``, see :mod:`napari_liftpose.lifting.uncertainty`), None for models
+    without one (older files): their lifted poses have no ``uncertainty``.
     """
 
     def __init__(
@@ -79,6 +84,27 @@ class Lifter:
         )
         self.frame: str = "world" if "world" in self.frames else self.network_frame
         self.units: str = meta.get("units", "")
+        self.calibration: Calibration | None = None
+        if meta.get("uncertainty") is not None:
+            self.set_calibration(meta["uncertainty"])
+
+    def set_calibration(self, calibration: dict | None) -> None:
+        """Use ``calibration`` and record it in :attr:`meta` under ``"uncertainty"``.
+
+        ``calibration`` is a dict from :func:`~napari_liftpose.lifting.uncertainty.calibrate`,
+        or None: no uncertainty.
+
+        Raises
+        ------
+        ValueError
+            ``"uncertainty: expected ..."`` for a malformed calibration.
+        """
+        if calibration is None:
+            self.calibration = None
+            self.meta.pop("uncertainty", None)
+            return
+        self.calibration = Calibration.from_dict(calibration, len(self.keypoints))
+        self.meta["uncertainty"] = calibration
 
     def output_frame(self, frame: str | None = None) -> str:
         """The axes a lift with ``frame`` returns: ``frame`` itself, or :attr:`frame` for None.
@@ -131,6 +157,7 @@ class Lifter:
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         frame: str | None = None,
+        uncertainty: bool = True,
     ) -> Poses:
         """Lift 2D tracks to 3D.
 
@@ -146,15 +173,21 @@ class Lifter:
         frame : {"world", "camera"}, optional
             Axes of the 3D (default :attr:`frame`: ``"world"``, the calibration's / library's
             axes, for known-camera and real-pair models; ``"camera"`` for random-camera models).
+        uncertainty : bool
+            Also compute ``Poses.uncertainty`` (when the lifter has a :attr:`calibration`; it
+            costs ``draws`` more forward passes, see :mod:`~napari_liftpose.lifting.uncertainty`).
 
         Returns
         -------
         Poses
             3D ``(frames, individuals, keypoints, 3)`` relative to the first root, in the axes
             ``frame`` (recorded in ``Poses.frame``). A pose whose root keypoint is missing is
-            lifted around a root estimated from its visible keypoints (see :meth:`_with_root`);
+            lifted around a root estimated from its visible keypoints (see :meth:`with_root`);
             NaN only where fewer than two keypoints are visible. Confidence, individuals and fps
-            are carried over (a missing root keeps its input confidence).
+            are carried over (a missing root keeps its input confidence). ``uncertainty``
+            ``(frames, individuals, keypoints)``: per point a radius (in :attr:`units`) that
+            holds the true root-relative point with the calibrated probability (0.8), larger for
+            hidden keypoints and estimated roots; None without a calibration or when not asked.
 
         Raises
         ------
@@ -165,7 +198,9 @@ class Lifter:
             raise ValueError(f"{poses_2d.name}: expected 2D tracks to lift, got 3D")
         frame = self.output_frame(frame)
         poses = self.match(poses_2d)
-        coords = self.lift_arrays(poses.coords, poses.confidence, batch_size, progress, frame)
+        coords, radius = self.lift_with_uncertainty(
+            poses.coords, poses.confidence, batch_size, progress, frame, uncertainty
+        )
         return Poses(
             coords=coords,
             keypoints=self.keypoints,
@@ -179,6 +214,7 @@ class Lifter:
             video=poses.video,
             metadata={"lifter": str(self.path) if self.path else None, "frame": frame},
             frame=frame,
+            uncertainty=radius,
         )
 
     def lift_arrays(
@@ -191,7 +227,26 @@ class Lifter:
     ) -> np.ndarray:
         """Lift ``(frames, individuals, keypoints, 2)`` in the model's keypoint order to ``(..., 3)``.
 
-        The 3D is in the axes ``frame`` (default :attr:`frame`), as :meth:`lift`.
+        The 3D is in the axes ``frame`` (default :attr:`frame`), as :meth:`lift`; no
+        uncertainty (the live re-lift's path; see :meth:`lift_with_uncertainty`).
+        """
+        return self.lift_with_uncertainty(
+            coords, confidence, batch_size, progress, frame, uncertainty=False
+        )[0]
+
+    def lift_with_uncertainty(
+        self,
+        coords: np.ndarray,
+        confidence: np.ndarray | None = None,
+        batch_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        frame: str | None = None,
+        uncertainty: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`lift_arrays` and the radii ``(frames, individuals, keypoints)`` (see :meth:`lift`).
+
+        The radii are None without a :attr:`calibration` or with ``uncertainty=False``; NaN
+        where the point could not be lifted.
         """
         frame = self.output_frame(frame)
         coords = np.asarray(coords, dtype=np.float64)
@@ -204,10 +259,30 @@ class Lifter:
             confidence = np.ones(coords.shape[:3])
         conf = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=1.0), 0.0, 1.0)
         root = self.layout.roots[0]
-        coords, estimated = self._with_root(coords)
+        hidden = ~np.isfinite(coords).all(-1)
+        coords, estimated = self.with_root(coords)
         conf[estimated, root] = 1.0  # as in training, where the root is never hidden
         out = self._network(coords, conf, batch_size, progress)
-        return self._to_frame(out, frame)
+        radius = None
+        cal = self.calibration
+        if uncertainty and cal is not None:
+            spread = None
+            if cal.draws > 0:
+                run = lambda c, k: self._network(c, k, batch_size, None)  # noqa: E731
+                spread = ensemble_spread(run, coords, conf, root, cal.noise, cal.draws)
+            radius = cal.radii(spread, hidden, estimated)
+            radius[~np.isfinite(out).all(-1)] = np.nan
+        return self._to_frame(out, frame), radius
+
+    def network_3d(self, coords: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """The network's 3D ``(frames, individuals, keypoints, 3)`` in :attr:`network_frame`.
+
+        ``coords`` ``(frames, individuals, keypoints, 2)`` (model keypoint order) are used as
+        they are: no root estimation, no rotation (what calibration measures).
+        """
+        conf = np.clip(np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=1.0), 0, 1)
+        batch_size = 65536 if self.temporal else 8192
+        return self._network(np.asarray(coords, dtype=np.float64), conf, batch_size, None)
 
     def _network(
         self,
@@ -236,6 +311,10 @@ class Lifter:
         return out
 
     def _with_root(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Alias of :meth:`with_root`."""
+        return self.with_root(coords)
+
+    def with_root(self, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fill in the 2D root of poses that lost it, from their visible keypoints.
 
         The network's inputs are relative to the root's 2D position, so a pose without it could
