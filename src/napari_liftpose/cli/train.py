@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
         "--units",
         metavar="UNITS",
         help="the library's units (e.g. mm), where its file does not say; printed errors and "
-        "lifted files use them (default: the file's, else \"units\")",
+        'lifted files use them (default: the file\'s, else "units")',
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -57,7 +57,9 @@ def add_parser(subparsers) -> None:
         help="a known camera: 2D inputs are the library projected through it",
     )
     src.add_argument(
-        "--random-camera", action="store_true", help="random virtual cameras (camera-agnostic lifter)"
+        "--random-camera",
+        action="store_true",
+        help="random virtual cameras (camera-agnostic lifter)",
     )
     src.add_argument(
         "--tracks-2d",
@@ -84,7 +86,9 @@ def add_parser(subparsers) -> None:
         default="z",
         help="the library's up axis (default z)",
     )
-    p.add_argument("--root", nargs="+", metavar="NAME", help="root keypoint(s) (default: the first)")
+    p.add_argument(
+        "--root", nargs="+", metavar="NAME", help="root keypoint(s) (default: the first)"
+    )
     p.add_argument("--model", choices=["mlp", "temporal"], default="mlp")
     p.add_argument("--epochs", type=at_least(1), default=None)
     p.add_argument("--batch-size", type=at_least(1), default=None)
@@ -98,8 +102,36 @@ def add_parser(subparsers) -> None:
         "--filter-widths", type=odd_width, nargs="+", metavar="W", help="temporal model (odd)"
     )
     p.add_argument("--dropout", type=fraction(low_open=False, high_open=True), help="in [0, 1)")
-    p.add_argument(
-        "--noise-2d", type=non_negative_float, help="2D noise, fraction of the pose's 2D size"
+    aug = p.add_argument_group(
+        "2D noise and camera jitter",
+        "training 2D noise as real detections have it; validation is scored with the same 2D "
+        "noise, so its printed error predicts the error on new recordings (0 turns one off)",
+    )
+    aug.add_argument(
+        "--noise-px",
+        type=non_negative_float,
+        metavar="PX",
+        help="2D noise in pixels, standard deviation per coordinate (default: known camera 1.5, "
+        "otherwise 0)",
+    )
+    aug.add_argument(
+        "--noise-2d",
+        type=non_negative_float,
+        metavar="FRACTION",
+        help="2D noise as a fraction of the pose's 2D size (default: random cameras 0.03, "
+        "real pairs 0.02, known camera 0)",
+    )
+    aug.add_argument(
+        "--camera-jitter-deg",
+        type=non_negative_float,
+        metavar="DEG",
+        help="known camera: random turn of the camera about the animal, degrees (default 1)",
+    )
+    aug.add_argument(
+        "--camera-jitter-distance",
+        type=fraction(low_open=False, high_open=False),
+        metavar="FRACTION",
+        help="known camera: random shift of the camera, fraction of its distance (default 0.02)",
     )
     p.add_argument("--bone-jitter", type=non_negative_float, help="relative bone-length noise")
     p.add_argument("--keypoint-dropout", type=fraction(low_open=False, high_open=True))
@@ -135,6 +167,9 @@ def _config(args: argparse.Namespace):
         "patience",
         "val_fraction",
         "noise_2d",
+        "noise_px",
+        "camera_jitter_deg",
+        "camera_jitter_distance",
         "bone_jitter",
         "keypoint_dropout",
         "frame_dropout",
@@ -258,7 +293,13 @@ def run(args: argparse.Namespace) -> int:
     before = _file_state(output)
     try:
         result = train(
-            libraries, camera, output, config, roots=args.root, progress=progress, resume=args.resume
+            libraries,
+            camera,
+            output,
+            config,
+            roots=args.root,
+            progress=progress,
+            resume=args.resume,
         )
     except KeyboardInterrupt as err:
         bar.close()

@@ -16,7 +16,7 @@ Camera frames follow OpenCV: ``x`` right, ``y`` down, ``z`` forward (along the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -112,6 +112,19 @@ def rotation_to_rodrigues(rotation: np.ndarray) -> np.ndarray:
     return axis / (2 * np.sin(theta)) * theta
 
 
+def _small_rotations(vectors: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(n, 3, 3)`` of Rodrigues vectors ``(n, 3)`` (radians)."""
+    theta = np.linalg.norm(vectors, axis=-1)[:, None, None]
+    k = np.zeros((len(vectors), 3, 3))
+    x, y, z = vectors.T
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -z, y, -x
+    k[:, 1, 0], k[:, 2, 0], k[:, 2, 1] = z, -y, x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(theta > 1e-12, np.sin(theta) / theta, 1.0)
+        b = np.where(theta > 1e-12, (1 - np.cos(theta)) / theta**2, 0.5)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
 def camera_from_angles(
     azimuth: float,
     elevation: float,
@@ -167,16 +180,54 @@ class KnownCamera:
         """JSON-able description, stored in checkpoints."""
         return {"kind": "known", "camera": camera_to_dict(self.camera)}
 
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def project(
+        self,
+        points: np.ndarray,
+        rng: np.random.Generator | None = None,
+        jitter_deg: float = 0.0,
+        jitter_distance: float = 0.0,
+        centers: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """World points ``(n, frames, keypoints, 3)`` -> (2D pixels, camera-frame 3D).
+
+        Parameters
+        ----------
+        points : np.ndarray
+            ``(n, frames, keypoints, 3)`` world coordinates.
+        rng : np.random.Generator, optional
+            Randomness for the jitter (needed when a jitter is set).
+        jitter_deg : float
+            Standard deviation (degrees, about each camera axis) of a random rotation of the
+            camera about ``centers``, one per window: a slightly-off calibration.
+        jitter_distance : float
+            Standard deviation of a random shift of the camera (each axis), as a fraction of its
+            distance from ``centers``, one per window.
+        centers : np.ndarray, optional
+            ``(n, 3)`` world point each window's jitter turns about (default: the window's mean).
 
         Returns
         -------
         tuple of np.ndarray
             ``(n, frames, keypoints, 2)`` pixel coordinates and ``(n, frames, keypoints, 3)``
-            camera-frame coordinates.
+            coordinates in the (jittered) camera's frame.
         """
-        return self.camera.project(points), self.camera.to_camera_frame(points)
+        if not (jitter_deg > 0 or jitter_distance > 0):
+            return self.camera.project(points), self.camera.to_camera_frame(points)
+        if rng is None:
+            raise ValueError("rng: expected a random generator for the camera jitter")
+        points = np.asarray(points, dtype=np.float64)
+        if centers is None:
+            centers = np.nanmean(points.reshape(len(points), -1, 3), axis=1)
+        cam = self.camera.to_camera_frame(points)
+        pivot = self.camera.to_camera_frame(np.asarray(centers, dtype=np.float64))  # (n, 3)
+        n = len(points)
+        turn = _small_rotations(np.radians(jitter_deg) * rng.standard_normal((n, 3)))
+        dist = np.linalg.norm(pivot, axis=-1, keepdims=True)
+        shift = jitter_distance * dist * rng.standard_normal((n, 3))
+        rel = cam - pivot[:, None, None, :]
+        cam = np.einsum("nij,nfkj->nfki", turn, rel) + (pivot + shift)[:, None, None, :]
+        at_origin = replace(self.camera, rotation=np.zeros(3), translation=np.zeros(3))
+        return at_origin.project(cam), cam
 
     def check_sees(self, points: np.ndarray, where: str = "the library") -> None:
         """Refuse a camera that does not see the 3D ``points`` (world coordinates, ``(..., 3)``).

@@ -5,8 +5,10 @@ and, for real-pair training, the matching 2D tracks. :meth:`PoseSamples.draw` cu
 ``window`` frames around chosen centre frames and turns them into model inputs:
 
 1. optional bone-length perturbation of the 3D (per window, along the skeleton tree),
-2. projection through the camera (known, or one random camera per window), or the paired 2D,
-3. optional 2D noise, keypoint dropout and frame dropout,
+2. projection through the camera (known, optionally jittered, or one random camera per window),
+   or the paired 2D,
+3. optional 2D noise (in pixels, then as a fraction of the pose's size), keypoint dropout and
+   frame dropout; unset noise takes the source's default (:data:`NOISE_DEFAULTS`),
 4. per-pose normalisation of the 2D (see :func:`normalize_2d`),
 5. root-relative 3D targets of the centre frame, in the camera frame (or the library frame for
    real pairs without a camera).
@@ -15,7 +17,7 @@ and, for real-pair training, the matching 2D tracks. :meth:`PoseSamples.draw` cu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,7 +25,14 @@ from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
 from napari_liftpose.lifting.skeleton import RootLayout
 from napari_liftpose.poses import Poses
 
-__all__ = ["PairedTracks", "PoseSamples", "normalize_2d", "Augmentation"]
+__all__ = [
+    "PairedTracks",
+    "PoseSamples",
+    "normalize_2d",
+    "Augmentation",
+    "NOISE_DEFAULTS",
+    "source_kind",
+]
 
 
 @dataclass
@@ -44,11 +53,25 @@ class PairedTracks:
 class Augmentation:
     """Random changes made to each training sample.
 
+    A field that is None takes the default of the source of 2D (see :data:`NOISE_DEFAULTS`),
+    filled in by :meth:`for_source` (and by :meth:`PoseSamples.draw`); 0 turns it off.
+
     Parameters
     ----------
-    noise_2d : float
+    noise_2d : float or None
         Standard deviation of Gaussian 2D noise, as a fraction of the pose's 2D size (root-mean-
         square distance of its keypoints from the root).
+    noise_px : float or None
+        Standard deviation of Gaussian 2D noise in pixels (each coordinate), added to the 2D
+        before normalisation: the detector noise of a known camera's images (random cameras:
+        pixels of their virtual focal length; real pairs: of the tracks).
+    camera_jitter_deg : float or None
+        Known camera: standard deviation (degrees, about each axis) of a random rotation of the
+        camera about the animal, one per sample, so that a slightly-off calibration still lifts.
+        The 3D targets are in the jittered camera's axes (the 2D and 3D stay consistent).
+    camera_jitter_distance : float or None
+        Known camera: standard deviation of a random shift of the camera (each axis), as a
+        fraction of its distance from the animal, one per sample.
     bone_jitter : float
         Standard deviation of the relative change of each bone's length (3D, before projection;
         not applied to real pairs).
@@ -62,11 +85,65 @@ class Augmentation:
         ``keypoint_dropout=0.1`` fewer than 5 % of frames would otherwise be complete).
     """
 
-    noise_2d: float = 0.0
+    noise_2d: float | None = 0.0
     bone_jitter: float = 0.0
     keypoint_dropout: float = 0.0
     frame_dropout: float = 0.0
     dropout_samples: float = 1.0
+    noise_px: float | None = 0.0
+    camera_jitter_deg: float | None = 0.0
+    camera_jitter_distance: float | None = 0.0
+
+    def for_source(self, source: KnownCamera | RandomCameras | PairedTracks) -> Augmentation:
+        """A copy whose None fields hold the defaults of ``source`` (:data:`NOISE_DEFAULTS`)."""
+        defaults = NOISE_DEFAULTS[source_kind(source)]
+        filled = {k: defaults[k] for k in NOISE_FIELDS if getattr(self, k) is None}
+        return replace(self, **filled)
+
+    def noise_only(self) -> Augmentation:
+        """Only the 2D noise (what validation is scored with): no jitter, no dropout."""
+        return Augmentation(noise_2d=self.noise_2d, noise_px=self.noise_px)
+
+
+#: Augmentation fields whose default depends on the source of 2D.
+NOISE_FIELDS = ("noise_2d", "noise_px", "camera_jitter_deg", "camera_jitter_distance")
+
+#: Default 2D noise and camera jitter per source of 2D ("known", "random", "pairs"), chosen by
+#: measurement over the fly (two known cameras, random cameras), the synthetic insect and the
+#: sleap-anipose mouse (real pairs from three cameras); see docs/noise.md.
+NOISE_DEFAULTS: dict[str, dict[str, float]] = {
+    "known": {
+        "noise_2d": 0.0,
+        "noise_px": 1.5,
+        "camera_jitter_deg": 1.0,
+        "camera_jitter_distance": 0.02,
+    },
+    "random": {
+        "noise_2d": 0.03,
+        "noise_px": 0.0,
+        "camera_jitter_deg": 0.0,
+        "camera_jitter_distance": 0.0,
+    },
+    "pairs": {
+        "noise_2d": 0.02,
+        "noise_px": 0.0,
+        "camera_jitter_deg": 0.0,
+        "camera_jitter_distance": 0.0,
+    },
+}
+
+
+def source_kind(source: KnownCamera | RandomCameras | PairedTracks) -> str:
+    """``"known"``, ``"random"`` or ``"pairs"``: the key of ``source`` in :data:`NOISE_DEFAULTS`."""
+    if isinstance(source, PairedTracks):
+        return "pairs"
+    if isinstance(source, KnownCamera):
+        return "known"
+    if isinstance(source, RandomCameras):
+        return "random"
+    raise TypeError(
+        f"source: expected KnownCamera, RandomCameras or PairedTracks, got {type(source).__name__}"
+    )
 
 
 def normalize_2d(points: np.ndarray, root: int, scale: bool) -> np.ndarray:
@@ -257,7 +334,7 @@ class PoseSamples:
             confidence ``(n, window + n_out - 1, keypoints)`` (0 where missing) and root-relative
             offsets ``(n, n_out, keypoints - 1, 3)`` of the output frames (NaN where unknown).
         """
-        augment = augment or Augmentation()
+        augment = (augment or Augmentation()).for_source(self.camera)
         idx, inside = self.window_indices(centers, n_out)
         half = self.window // 2
         root = self.layout.roots[0]
@@ -269,7 +346,13 @@ class PoseSamples:
             conf = self.conf2d[idx].copy()
             target3 = pts3[:, half : half + n_out]
         elif isinstance(self.camera, KnownCamera):
-            uv, cam3 = self.camera.project(pts3)
+            uv, cam3 = self.camera.project(
+                pts3,
+                rng,
+                augment.camera_jitter_deg,
+                augment.camera_jitter_distance,
+                centers=pts3[:, half, root],
+            )
             conf = np.ones(uv.shape[:-1])
             target3 = cam3[:, half : half + n_out]
         else:
@@ -277,6 +360,8 @@ class PoseSamples:
             uv, cam3 = self.camera.project(pts3, centre, rng)
             conf = np.ones(uv.shape[:-1])
             target3 = cam3[:, half : half + n_out]
+        if augment.noise_px > 0:
+            uv = uv + rng.standard_normal(uv.shape) * augment.noise_px
         x = normalize_2d(uv, root, self.scale_inputs)
         if augment.noise_2d > 0:
             size = np.sqrt(np.nanmean(np.nansum(x**2, -1), -1))  # (n, w)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from napari_liftpose.lifting.data import Augmentation
+from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
+from napari_liftpose.lifting.data import Augmentation, PairedTracks
 from napari_liftpose.lifting.lifter_meta import (
     MAX_BLOCKS,
     MAX_LAYERS,
@@ -17,6 +18,9 @@ from napari_liftpose.lifting.lifter_meta import (
 from napari_liftpose.lifting.models import default_architecture
 
 __all__ = ["TrainConfig"]
+
+#: A source of training 2D (what the noise defaults depend on).
+Source = KnownCamera | RandomCameras | PairedTracks
 
 
 @dataclass
@@ -49,9 +53,14 @@ class TrainConfig:
         Seed of every random choice; the same seed gives bit-identical weights on a CPU.
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
-    noise_2d, bone_jitter, keypoint_dropout, frame_dropout : float, optional
-        Augmentations (see :class:`~napari_liftpose.lifting.data.Augmentation`); None picks the
-        default (see :meth:`augmentation`).
+    noise_2d, noise_px, camera_jitter_deg, camera_jitter_distance : float, optional
+        2D noise (fraction of the pose's size; pixels) and known-camera jitter (degrees; fraction
+        of the distance), see :class:`~napari_liftpose.lifting.data.Augmentation`. None picks the
+        default of the source of 2D (:data:`~napari_liftpose.lifting.data.NOISE_DEFAULTS`):
+        known camera 1.5 px and 1 degree / 2 %, random cameras 0.03 of the pose's size, real
+        pairs 0.02. Validation is scored with the same 2D noise (no jitter).
+    bone_jitter, keypoint_dropout, frame_dropout : float, optional
+        Augmentations; None picks the default (see :meth:`augmentation`).
     dropout_samples : float
         Fraction of training samples that get keypoint/frame dropout (the rest stay complete).
     max_grad_norm : float
@@ -80,6 +89,9 @@ class TrainConfig:
     dropout_samples: float = 0.5
     max_grad_norm: float = 1.0
     chunk: int = 8
+    noise_px: float | None = None
+    camera_jitter_deg: float | None = None
+    camera_jitter_distance: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,10 +117,13 @@ class TrainConfig:
         _check_int("chunk", self.chunk, 1)
         if not isinstance(self.device, str):
             raise ValueError(f"device: expected a device name, got {self.device!r}")
-        for name in ("noise_2d", "bone_jitter"):
+        for name in ("noise_2d", "bone_jitter", "noise_px", "camera_jitter_deg"):
             _check_number(name, getattr(self, name), low=0.0, optional=True)
         for name in ("keypoint_dropout", "frame_dropout"):
             _check_number(name, getattr(self, name), 0.0, 1.0, high_open=True, optional=True)
+        _check_number(
+            "camera_jitter_distance", self.camera_jitter_distance, 0.0, 1.0, optional=True
+        )
         _check_number("dropout_samples", self.dropout_samples, low=0.0, high=1.0)
         _check_number("max_grad_norm", self.max_grad_norm, low=0.0)
         _check_architecture(self.model, self.architecture)
@@ -131,29 +146,63 @@ class TrainConfig:
         """The full architecture config (defaults + overrides)."""
         return {**default_architecture(self.model), **(self.architecture or {}), "type": self.model}
 
-    def validation_augmentation(self, real_pairs: bool = False) -> Augmentation:
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """The config stored in a model file's ``training`` metadata (``asdict`` of one).
+
+        Fields missing from ``data`` (a file written before they existed) take their defaults.
+
+        Raises
+        ------
+        ValueError
+            For a key that is no field, or a bad value.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"training: expected a dict of settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            raise ValueError(f"training: expected settings among {sorted(known)}, got {unknown}")
+        return cls(**data)
+
+    def validation_augmentation(
+        self, real_pairs: bool = False, source: Source | None = None
+    ) -> Augmentation:
         """The 2D noise validation is scored with: the training noise, and nothing else.
 
         Validation then meets 2D as noisy as training's (and, by the noise defaults, as real
         detections), so the printed validation error predicts the error on new recordings.
+        The camera jitter is left out: validation sees the calibrated camera.
         """
-        return Augmentation(noise_2d=self.augmentation(real_pairs).noise_2d)
+        return self.augmentation(real_pairs, source).noise_only()
 
-    def augmentation(self, real_pairs: bool = False) -> Augmentation:
+    def augmentation(self, real_pairs: bool = False, source: Source | None = None) -> Augmentation:
         """Return the augmentations to use, with the defaults filled in.
 
-        Defaults: temporal model keypoint dropout 0.1 and frame dropout 0.05; real 2D/3D
-        pairs 2D noise 0.02 (exact real pairs are few and a network memorises them).
+        Defaults: temporal model keypoint dropout 0.1 and frame dropout 0.05; 2D noise and
+        camera jitter by the source of 2D (:data:`~napari_liftpose.lifting.data.NOISE_DEFAULTS`):
+        ``source`` (or ``real_pairs=True``) picks them; without either they stay None and
+        :meth:`~napari_liftpose.lifting.data.PoseSamples.draw` fills them in from its source.
         """
         temporal = self.model == "temporal"
         pick = lambda v, d: d if v is None else float(v)  # noqa: E731
-        return Augmentation(
-            noise_2d=pick(self.noise_2d, 0.02 if real_pairs else 0.0),
+        augment = Augmentation(
+            noise_2d=_optional(self.noise_2d),
+            noise_px=_optional(self.noise_px),
+            camera_jitter_deg=_optional(self.camera_jitter_deg),
+            camera_jitter_distance=_optional(self.camera_jitter_distance),
             bone_jitter=pick(self.bone_jitter, 0.0),
             keypoint_dropout=pick(self.keypoint_dropout, 0.1 if temporal else 0.0),
             frame_dropout=pick(self.frame_dropout, 0.05 if temporal else 0.0),
             dropout_samples=float(self.dropout_samples),
         )
+        if source is None and real_pairs:
+            source = PairedTracks([])
+        return augment if source is None else augment.for_source(source)
+
+
+def _optional(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 _ARCH_KEYS = {
