@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         truth = lifter.truth_in_output_frame(truth, camera, frame)
     except ValueError as err:
         raise CliError(f"{args.model}: {err} (--camera)") from None
-    pred = lifter.lift(tracks, frame=frame)
+    pred = lifter.lift(tracks, frame=frame, suspicion=False)
     metrics = evaluate(pred, truth, *model_roots(lifter.meta, args.root))
     metrics["frame"] = frame
     if args.json:
@@ -133,4 +133,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     worst = sorted(per_joint, reverse=True)[:3]
     print("  worst joints             " + ", ".join(f"{k} {v:.3f}" for v, k in worst))
+    if metrics["uncertainty_coverage"] is not None:
+        print(
+            f"  uncertainty coverage     {metrics['uncertainty_coverage']:.3f} "
+            "(true points within their 80% radius)"
+        )
     return 0

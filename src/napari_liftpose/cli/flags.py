@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             individuals=[args.individual],
         )
     _require_a_tracked_root(poses, lifter, args.tracks)
-    lifted = lifter.lift(poses)
+    lifted = lifter.lift(poses, suspicion=False)
     report = suspicion_report(lifter, poses, lifted)
     scores = report.scores
     ranked = [(f, i) for f, i in np.argwhere(np.isfinite(scores))]

@@ -242,7 +242,8 @@ def evaluate(
     dict
         ``mpjpe``, ``pa_mpjpe``, ``n_mpjpe``, ``mpjve``, ``bone_length_std`` (prediction) and
         ``bone_length_std_truth``, ``per_joint_mpjpe`` (name -> error), ``n_frames``,
-        ``n_valid_joints``, ``units``.
+        ``n_valid_joints``, ``units``, ``uncertainty_coverage`` (the fraction of valid joints whose
+        true position lies within the prediction's ``uncertainty`` radius; None without one).
 
     Raises
     ------
@@ -281,7 +282,20 @@ def evaluate(
         "n_valid_joints": int(valid.sum()),
         "units": pred.units,
         "roots": [pred.keypoints[i] for i in r],
+        "uncertainty_coverage": _coverage(pred, truth, r, ts),
     }
+
+
+def _coverage(pred: Poses, truth: Poses, roots, target_sets) -> float | None:
+    """Fraction of valid non-root joints within ``pred.uncertainty`` of the truth (first root)."""
+    if pred.uncertainty is None:
+        return None
+    p, t, valid = _pair(pred.coords, truth.coords, roots, target_sets, full=True)
+    radius = pred.uncertainty
+    valid &= np.isfinite(radius)
+    if not valid.any():
+        return None
+    return float((np.linalg.norm(p - t, axis=-1)[valid] <= radius[valid]).mean())
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -15,6 +15,7 @@ The pieces live in their own modules: the settings in :mod:`.train_config`, the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How often a lifted point's uncertainty radius should hold the true point.
+COVERAGE = 0.8
 
 #: Where training 2D comes from: a camera (projected library), random cameras, or real pairs.
 Source2D = Camera | KnownCamera | RandomCameras | PairedTracks
@@ -444,6 +448,7 @@ class _Run:
                 "status": how,
                 "metrics": {"val_mpjpe": self.best.val_mpjpe, "best_epoch": self.best.epoch},
                 "history": self.history,
+                "uncertainty": self.calibration(),
             }
             save_checkpoint(
                 self.output, {**self.best.state, **self.norm.to_tensors()}, jsonable(meta)
@@ -463,6 +468,24 @@ class _Run:
             output=self.output,
             units=self.meta["units"],
         )
+
+    def calibration(self) -> dict | None:
+        """Per-joint uncertainty radii of the best model, calibrated on the validation draw.
+
+        None (and a logged warning) when it cannot be calibrated: the model is still written,
+        and lifts with it carry no uncertainty.
+        """
+        from napari_liftpose.lifting.inference import Lifter
+        from napari_liftpose.lifting.uncertainty import calibrate
+
+        model = copy.deepcopy(self.model)
+        model.load_state_dict({k[6:]: v for k, v in self.best.state.items()})
+        try:
+            lifter = Lifter(model, self.meta, self.norm, self.device)
+            return calibrate(lifter, *self.val_draw, coverage=COVERAGE)
+        except ValueError as err:
+            log.warning("%s: no uncertainty calibration: %s", self.output, err)
+            return None
 
     def save_after_error(self, how: str, start_time: float) -> TrainResult | None:
         """Write the best model and the resume state after an exception; never raise an error."""
