@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Lift, score, print the most suspicious poses."""
-    from napari_liftpose.cli.lift import _require_a_tracked_root
+    from napari_liftpose.cli.lift import require_a_tracked_root
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import load_lifter
     from napari_liftpose.lifting.matching import require_keypoints, require_space
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             confidence=poses.confidence[:, i : i + 1].copy(),
             individuals=[args.individual],
         )
-    _require_a_tracked_root(poses, lifter, args.tracks)
+    require_a_tracked_root(poses, lifter, args.tracks)
     lifted = lifter.lift(poses, suspicion=False)
     report = suspicion_report(lifter, poses, lifted)
     scores = report.scores

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require_a_tracked_root(poses, lifter, source: str) -> None:
+def require_a_tracked_root(poses, lifter, source: str) -> None:
     """Refuse input whose root keypoint is never tracked.
 
     The lifter estimates the root of a frame that misses it from the other keypoints; a file
@@ -184,7 +184,7 @@ def _lift_one(
     poses = read_poses(source)
     require_space(poses, 2, source, "to lift")
     require_keypoints(poses, lifter.keypoints, f"the model {lifter.path}", source)
-    _require_a_tracked_root(poses, lifter, source)
+    require_a_tracked_root(poses, lifter, source)
     start = time.perf_counter()
     lifted = lifter.lift(
         poses,
