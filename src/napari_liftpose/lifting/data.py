@@ -322,7 +322,8 @@ class PoseSamples:
         rng : np.random.Generator
             Randomness for cameras and augmentation.
         augment : Augmentation, optional
-            Augmentations; none if omitted.
+            Augmentations; none if omitted. Its None fields take the defaults of this
+            source of 2D (:meth:`Augmentation.for_source`).
         n_out : int
             Output frames per sample (temporal training on chunks): the targets are frames
             ``centers + 0..n_out-1`` and the inputs span ``window + n_out - 1`` frames.
