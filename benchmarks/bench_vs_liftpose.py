@@ -225,6 +225,12 @@ def print_task(task: Task, lp_rows: list, ours: list, noise_note: str, notes: li
             f"{_f(r['train_s'], '.1f', 8)} {'':>6} {'':>8} {'':>8} {'':>8} {'':>6} {'':>5}  "
             f"epoch {r['ckpt_epoch']}{cached}"
         )
+    mean = np.broadcast_to(np.nanmean(root_relative(task.train3d, task.root), 0), task.truth.shape)
+    print(
+        f"{'mean train pose':<21} {_f(mpjpe(mean, task.truth, task.root), '.4f', 8)} "
+        f"{_f(pa_mpjpe(mean, task.truth, task.root), '.4f', 8)}"
+        + ("   (library axes)" if task.kind == "random" else "")
+    )
     for model, r in ours:
         r_err = r_time = None
         if best:
@@ -324,7 +330,8 @@ def main() -> int:
 
     print(
         "(MPJPE, PA-MPJPE: Euclidean, root-relative, valid non-root test joints, in the data's "
-        "units; x LP3D: ours / LiftPose3D's best configuration (*), targets <= 0.8 (error) and "
+        "units; LiftPose3D and the mean pose in the library's axes, ours in its output axes; "
+        "x LP3D: ours / LiftPose3D's best configuration (*), targets <= 0.8 (error) and "
         "<= 0.25 (time); val: our validation MPJPE, test/val target within 25%; cover: fraction "
         "of test joints within their uncertainty radius, target 0.7-0.9; AUC: suspicion ROC AUC "
         "on 5% corrupted test frames, target >= 0.9. LiftPose3D's 'best' picks its epoch on the "
