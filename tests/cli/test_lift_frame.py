@@ -126,7 +126,45 @@ def test_world_axes_from_a_random_camera_model_is_one_line_error(data_dir, tmp_p
     assert not out.exists()
     result = run("lift", model, tracks, "-o", out, "-q")
     assert result.returncode == 0, result.stderr
-    assert read_poses(out).frame == "camera"
+    assert read_poses(out).frame == "upright"
+
+
+@pytest.mark.slow
+def test_a_random_camera_lifter_returns_z_up(fly_task):
+    """Trained with random cameras, lifted from a camera it never saw: z is the library's up."""
+    work, test, camera = fly_task["work"], fly_task["test"], fly_task["camera"]
+    model = work / "random.safetensors"
+    result = run(
+        "train", work / "train3d.npz", "-o", model, "--random-camera", "--epochs", "10",
+        "--width", "256", "--blocks", "1", "--device", "cpu", "--seed", "0", "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = work / "random_3d.npz"
+    result = run("lift", model, work / "test2d.npz", "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    lifted = read_poses(out)
+    assert lifted.frame == "upright"
+    rel = lambda p: p - p[..., :1, :]  # noqa: E731
+    pred_z, true_z = rel(lifted.coords)[..., 1:, 2], rel(test.coords)[..., 1:, 2]
+    error_z = np.nanmean(np.abs(pred_z - true_z))
+    spread_z = np.nanmean(np.abs(true_z - np.nanmean(true_z, axis=0)))  # the mean pose's error
+    assert error_z < 0.6 * spread_z, (error_z, spread_z)
+    # and evaluate compares in the same upright axes, given the filming camera
+    result = run(
+        "evaluate", model, work / "test2d.npz", work / "test3d.npz",
+        "--camera", f"{work / 'calibration.toml'}:side", "--json", "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["frame"] == "upright"
+    assert metrics["mpjpe"] == pytest.approx(_root_relative_mpjpe_upright(lifted, test, camera))
+
+
+def _root_relative_mpjpe_upright(lifted, test, camera) -> float:
+    from napari_liftpose.lifting.cameras import upright_rotation
+
+    truth = test.coords @ upright_rotation(rodrigues(camera.rotation)).T
+    return _root_relative_mpjpe(lifted.coords, truth)
 
 
 @pytest.mark.slow

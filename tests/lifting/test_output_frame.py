@@ -93,6 +93,42 @@ def test_random_camera_lifters_output_camera_axes_and_refuse_world():
         lifter.lift(_tracks(), frame="world")
 
 
+def test_upright_lifters_put_truth_in_the_filming_camera_upright_axes():
+    lifter = _lifter(RANDOM, frame="upright")
+    assert lifter.frame == "upright" and lifter.frames == ("upright",)
+    assert lifter.lift(_tracks()).frame == "upright"
+    with pytest.raises(ValueError, match="random virtual cameras"):
+        lifter.lift(_tracks(), frame="world")
+    truth = Poses(np.random.default_rng(2).normal(size=(4, 1, 5, 3)), KEYPOINTS, units="mm")
+    upright = lifter.truth_in_output_frame(truth, CAMERA)
+    assert upright.frame == "upright"
+    np.testing.assert_allclose(upright.coords[..., 2], truth.coords[..., 2])  # z stays up
+    horizontal = lambda p: np.linalg.norm(p[..., :2], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(horizontal(upright.coords), horizontal(truth.coords))
+
+
+@pytest.mark.parametrize("elevation", [-40.0, 0.0, 25.0, 70.0])
+@pytest.mark.parametrize("roll", [0.0, 15.0])
+def test_upright_axes_are_the_camera_heading_whatever_its_elevation_and_roll(elevation, roll):
+    from napari_liftpose.lifting.cameras import look_at_rotation, upright_rotation
+
+    tilted = look_at_rotation(35.0, elevation, roll)[0]
+    level = look_at_rotation(35.0, 0.0)[0]  # rows: right, down, forward
+    rot = upright_rotation(tilted)
+    np.testing.assert_allclose(rot, np.stack([level[0], level[2], -level[1]]), atol=1e-12)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(rot) == pytest.approx(1.0)
+
+
+def test_a_camera_looking_straight_down_still_has_a_heading():
+    from napari_liftpose.lifting.cameras import upright_rotation
+
+    down = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # forward -z: looks down
+    rot = upright_rotation(down)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(rot[2], [0, 0, 1])
+
+
 def test_real_pair_lifters_output_the_library_axes_and_refuse_camera():
     lifter = _lifter(PAIRS, frame="world")
     assert lifter.frame == "world" and lifter.frames == ("world",)

@@ -15,6 +15,7 @@ from napari_liftpose.cli._common import (
     read_camera,
     split_camera_spec,
 )
+from napari_liftpose.poses import FRAMES
 
 __all__ = ["add_parser", "run", "strict_json"]
 
@@ -51,7 +52,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--frame",
-        choices=["world", "camera"],
+        choices=list(FRAMES),
         default=None,
         help="axes to compare in, as `lift --frame` (default: the model's output axes)",
     )

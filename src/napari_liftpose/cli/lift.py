@@ -29,11 +29,16 @@ from napari_liftpose.cli._common import (
     describe_error,
     refuse_overwriting_inputs,
 )
+from napari_liftpose.poses import FRAMES
 
 __all__ = ["OUT_SUFFIXES", "add_parser", "run", "output_paths"]
 
 OUT_SUFFIXES = (".npz", ".h5", ".csv")
-_AXES = {"world": "in the calibration's / library's axes", "camera": "in the camera's axes"}
+_AXES = {
+    "world": "in the calibration's / library's axes",
+    "camera": "in the camera's axes",
+    "upright": "in upright axes (z up, heading the filming camera's)",
+}
 
 
 def add_parser(subparsers) -> None:
@@ -58,12 +63,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--frame",
-        choices=["world", "camera"],
+        choices=list(FRAMES),
         default=None,
         help=(
             "axes of the 3D: 'world' (the calibration's / 3D library's; the default for "
-            "known-camera and real-pair models) or 'camera' (the training camera's: x right, "
-            "y down, z forward; the only choice, and the default, for random-camera models)"
+            "known-camera and real-pair models), 'camera' (a known camera's: x right, y down, "
+            "z forward) or 'upright' (the filming camera's heading with the library's up as z; "
+            "the only choice for random-camera models)"
         ),
     )
     p.add_argument("--device", choices=DEVICES, default="auto")

@@ -30,6 +30,7 @@ __all__ = [
     "camera_from_angles",
     "camera_to_dict",
     "camera_from_dict",
+    "upright_rotation",
 ]
 
 
@@ -90,6 +91,41 @@ def look_at_rotation(
         axis=1,
     )
     return roll_m @ rot
+
+
+def upright_rotation(rotation: np.ndarray, up: Sequence[float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+    """World-to-"upright" rotations: the camera's heading, the world's up as z.
+
+    The upright axes of a camera are ``x`` its horizontal right, ``y`` its horizontal viewing
+    direction (away from the camera, along the ground) and ``z`` the world's ``up``: the
+    camera's axes with its elevation and roll undone, so a lifter whose heading must stay the
+    unknown filming camera's still returns 3D with "z up".
+
+    Parameters
+    ----------
+    rotation : np.ndarray
+        World-to-camera rotations ``(..., 3, 3)`` (rows: right, down, forward; OpenCV).
+    up : sequence of 3 floats
+        The world's up direction.
+
+    Returns
+    -------
+    np.ndarray
+        Rotations ``(..., 3, 3)`` with rows ``x, y, z`` as above (right-handed). A camera looking
+        straight up or down has no heading: its ``up`` vector's horizontal part is used instead.
+    """
+    rotation = np.asarray(rotation, dtype=np.float64)
+    up = np.asarray(up, dtype=np.float64)
+    up = up / np.linalg.norm(up)
+    forward = rotation[..., 2, :]
+    ahead = forward - (forward @ up)[..., None] * up
+    length = np.linalg.norm(ahead, axis=-1, keepdims=True)
+    # looking straight down (or up): the camera's "up" in the image (-down) gives the heading
+    fallback = -rotation[..., 1, :] - (-rotation[..., 1, :] @ up)[..., None] * up
+    ahead = np.where(length > 1e-9, ahead, fallback)
+    ahead = ahead / np.linalg.norm(ahead, axis=-1, keepdims=True)
+    right = np.cross(ahead, up)
+    return np.stack([right, ahead, np.broadcast_to(up, ahead.shape)], axis=-2)
 
 
 def rotation_to_rodrigues(rotation: np.ndarray) -> np.ndarray:
@@ -341,7 +377,11 @@ class RandomCameras:
         return look_at_rotation(az, el, ro, self.up), dist
 
     def project(
-        self, points: np.ndarray, centers: np.ndarray, rng: np.random.Generator
+        self,
+        points: np.ndarray,
+        centers: np.ndarray,
+        rng: np.random.Generator,
+        frame: str = "camera",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Project windows of world points through one random camera per window.
 
@@ -353,11 +393,15 @@ class RandomCameras:
             ``(n, 3)`` point each window's camera looks at.
         rng : np.random.Generator
             Source of randomness.
+        frame : {"camera", "upright"}
+            Axes of the returned 3D: each camera's, or its upright axes
+            (:func:`upright_rotation`: its heading, the library's up as z; relative to
+            ``centers``).
 
         Returns
         -------
         tuple of np.ndarray
-            2D ``(n, frames, keypoints, 2)`` and camera-frame 3D ``(n, frames, keypoints, 3)``.
+            2D ``(n, frames, keypoints, 2)`` and 3D ``(n, frames, keypoints, 3)`` in ``frame``.
         """
         rot, dist = self.sample_rotations(rng, points.shape[0])
         rel = points - centers[:, None, None, :]
@@ -369,4 +413,6 @@ class RandomCameras:
             uv[~(cam[..., 2] > 0)] = np.nan
         else:
             uv = self.focal * cam[..., :2] / dist[:, None, None, None]
+        if frame == "upright":
+            return uv, np.einsum("nij,nfkj->nfki", upright_rotation(rot, self.up), rel)
         return uv, cam

@@ -358,9 +358,9 @@ class PoseSamples:
             target3 = cam3[:, half : half + n_out]
         else:
             centre = pts3[:, half, root]
-            uv, cam3 = self.camera.project(pts3, centre, rng)
+            uv, upright3 = self.camera.project(pts3, centre, rng, frame="upright")
             conf = np.ones(uv.shape[:-1])
-            target3 = cam3[:, half : half + n_out]
+            target3 = upright3[:, half : half + n_out]
         if augment.noise_px > 0:
             uv = uv + rng.standard_normal(uv.shape) * augment.noise_px
         x = normalize_2d(uv, root, self.scale_inputs)

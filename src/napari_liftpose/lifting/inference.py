@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from napari_liftpose.io.calibration import Camera, rodrigues
-from napari_liftpose.lifting.cameras import camera_from_dict
+from napari_liftpose.lifting.cameras import camera_from_dict, upright_rotation
 from napari_liftpose.lifting.checkpoint import (
     ModelFileError,
     load_checkpoint,
@@ -41,11 +41,13 @@ class Lifter:
     ``camera`` (the training camera, if it was a known one), ``units``, and the axes of the 3D:
 
     - ``network_frame``: the axes the network predicts in (checkpoint metadata ``frame``):
-      ``"camera"`` for camera-trained models, ``"world"`` for real-pair models;
+      ``"camera"`` for known-camera models, ``"upright"`` for random-camera models, ``"world"``
+      for real-pair models;
     - ``frame``: the axes :meth:`lift` returns by default: ``"world"`` (the calibration's / 3D
       library's axes) whenever the lifter knows them, i.e. for known-camera models (the network's
       camera-axes output is rotated back by the calibration's rotation) and real-pair models;
-      ``"camera"`` for random-camera models, whose heading is the unknown filming camera's;
+      ``"upright"`` for random-camera models (z is the library's up; the heading is the
+      unknown filming camera's; older random-camera models: ``"camera"``);
     - ``frames``: every frame :meth:`lift` can return (``frame=`` argument).
 
     ``calibration`` is the per-joint uncertainty calibration (checkpoint metadata
@@ -121,6 +123,7 @@ class Lifter:
             why = {
                 "world": "it was trained with random virtual cameras, so the heading of its 3D "
                 "is the filming camera's",
+                "upright": "only random-camera lifters return upright axes",
                 "camera": "it was trained on real 2D/3D pairs and knows no camera",
             }.get(frame, "")
             raise ValueError(
@@ -171,9 +174,9 @@ class Lifter:
             Poses (MLP, default 8192) or frames (temporal, default 65536) per forward pass.
         progress : callable, optional
             Called with ``(done, total)`` poses after each batch.
-        frame : {"world", "camera"}, optional
+        frame : {"world", "camera", "upright"}, optional
             Axes of the 3D (default :attr:`frame`: ``"world"``, the calibration's / library's
-            axes, for known-camera and real-pair models; ``"camera"`` for random-camera models).
+            axes, for known-camera and real-pair models; ``"upright"`` for random-camera models).
         uncertainty : bool
             Also compute ``Poses.uncertainty`` (when the lifter has a :attr:`calibration`; it
             costs ``draws`` more forward passes, see :mod:`~napari_liftpose.lifting.uncertainty`).
@@ -400,16 +403,19 @@ class Lifter:
     ) -> Poses:
         """Express 3D ground truth (world axes) in the axes :meth:`lift` returns for ``frame``.
 
-        The truth is in the library's / calibration's world axes. World output (the default of known-camera and real-pair models) needs no change: the
-        truth is returned as it is. Camera output is compared in a camera's axes: the lifter's
-        own known camera, or ``camera`` (the camera the 2D tracks were filmed with; required for
-        random-camera models). Metrics are root-relative, so only the rotation matters.
+        The truth is in the library's / calibration's world axes. World output (the default of
+        known-camera and real-pair models) needs no change. Camera output is compared in a
+        camera's axes: the lifter's own known camera, or ``camera`` (the camera the 2D tracks were
+        filmed with). Upright output (random-camera models) is compared in that camera's upright
+        axes (:func:`~napari_liftpose.lifting.cameras.upright_rotation`: its heading, the
+        library's up as z), so ``camera`` is required. Metrics are root-relative, so only the
+        rotation matters.
 
         Raises
         ------
         ValueError
-            For camera output when neither the lifter nor the caller gives a camera, or a
-            ``frame`` this lifter cannot give.
+            For camera or upright output when neither the lifter nor the caller gives a camera,
+            or a ``frame`` this lifter cannot give.
         """
         frame = self.output_frame(frame)
         if frame == "world":
@@ -420,6 +426,10 @@ class Lifter:
                 "this lifter was trained with random virtual cameras: give the camera the 2D tracks "
                 "were filmed with so the 3D truth can be put in its frame"
             )
+        if frame == "upright":
+            up = self.meta.get("camera", {}).get("up", (0.0, 0.0, 1.0))
+            rot = upright_rotation(rodrigues(camera.rotation), up)
+            return truth.copy(coords=truth.coords @ rot.T, frame="upright")
         return truth.copy(coords=camera.to_camera_frame(truth.coords), frame="camera")
 
 

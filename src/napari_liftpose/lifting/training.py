@@ -301,7 +301,6 @@ class _Run:
             )
         drop_gen = torch.Generator(device=device).manual_seed(config.seed + 2)
         set_generator(model, drop_gen)
-        real_pairs = isinstance(source_2d, PairedTracks)
         # statistics from one clean draw of the training set; a fixed, noisy validation draw
         sx, _, soff = samples.draw(train_idx, np.random.default_rng([config.seed, 1]))
         norm = Normalization.fit(sx[:, sx.shape[1] // 2], soff[:, 0])
@@ -309,7 +308,7 @@ class _Run:
         val_draw = samples.draw(
             val_idx[::n_out],
             np.random.default_rng([config.seed, 2]),
-            config.validation_augmentation(real_pairs),
+            config.validation_augmentation(source=source_2d),
             n_out=n_out,
         )
         meta = {
@@ -319,9 +318,10 @@ class _Run:
             **layout.to_dict(keypoints),
             "input_norm": "root_scale" if samples.scale_inputs else "root",
             "camera": source_2d.to_dict(),
-            "frame": "world" if real_pairs else "camera",
+            "frame": _network_frame(source_2d),
             "units": library_units(libraries[0]),
             "training": asdict(config),
+            "augmentation": asdict(config.augmentation(source=source_2d)),
             "library": [p.source for p in libraries],
             "n_train": int(len(train_idx)),
             "n_val": int(len(val_idx)),
@@ -364,7 +364,7 @@ class _Run:
         """Train until the last epoch, early stopping or ``cancel``; returns the status."""
         config = self.config
         n_out = self.n_out
-        augment = config.augmentation(real_pairs=isinstance(self.samples.camera, PairedTracks))
+        augment = config.augmentation(source=self.samples.camera)
         stale = 0 if self.best.epoch is None else self.first_epoch - self.best.epoch
         last_resume_write = -np.inf
         for epoch in range(self.first_epoch, config.epochs):
@@ -499,6 +499,13 @@ class _Run:
         if result is not None:  # the caller gets it as ``err.train_result``: no second warning
             log.info(result.summary())
         return result
+
+
+def _network_frame(source_2d: KnownCamera | RandomCameras | PairedTracks) -> str:
+    """The axes the network learns to predict in (see :class:`~.inference.Lifter`)."""
+    if isinstance(source_2d, PairedTracks):
+        return "world"
+    return "upright" if isinstance(source_2d, RandomCameras) else "camera"
 
 
 def _bone_stats(libraries: Sequence[Poses]) -> dict | None:
