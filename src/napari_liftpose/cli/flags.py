@@ -28,6 +28,7 @@ REASONS = {
     "bones": "a lifted bone length unlike the training library's",
     "keypoint": "one keypoint both jumps in 2D and misses the reprojection",
     "uncertainty": "a large lifted uncertainty",
+    "-": "no feature above the file's typical value",
 }
 
 
@@ -90,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
     )
     width = max([len("individual")] + [len(poses.individuals[i]) for _, i in shown])
     print(f"{'rank':>4}  {'frame':>6}  {'individual':<{width}}  {'score':>5}  reason")
+    # a pose with no evidence has no reason (the argmax of zeros would name the first feature)
+    reasons = np.where(scores >= 0.0005, report.reasons, "-")  # printed as 0.000: none
     for rank, (f, i) in enumerate(shown, 1):
         print(
             f"{rank:>4}  {f:>6}  {poses.individuals[i]:<{width}}  {scores[f, i]:5.3f}  "
-            f"{report.reasons[f, i]}"
+            f"{reasons[f, i]}"
         )
-    used = sorted({report.reasons[f, i] for f, i in shown})
+    used = sorted({reasons[f, i] for f, i in shown})
     for reason in used:
         print(f"  {reason}: {REASONS.get(reason, reason)}")
     return 0

@@ -157,6 +157,8 @@ def read_anipose_csv(path: str | Path) -> Poses:
                 radius[: len(sel), i, k] = columns[f"{kp}_error"][sel]
     from_anipose = any(f"{kp}_ncams" in table.columns for kp in keypoints)
     uncertainty = None if from_anipose or np.isnan(radius).all() else radius
+    if uncertainty is not None:
+        _check_radii(path, columns, keypoints)
     try:
         return Poses(
             coords=coords,
@@ -197,7 +199,25 @@ def _check_csv_shape(path: Path) -> list[str]:
     return header
 
 
+def _check_radii(path: Path, columns: dict[str, np.ndarray], keypoints: list[str]) -> None:
+    """Refuse an ``<kp>_error`` cell that is not a radius (finite, >= 0), naming it."""
+    for kp in keypoints:
+        values = columns.get(f"{kp}_error")
+        if values is None:
+            continue
+        bad = ~np.isnan(values) & ~(np.isfinite(values) & (values >= 0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise PoseFileError(
+                path,
+                f"column '{kp}_error', line {row + 2}: expected an uncertainty radius (a finite "
+                f"number >= 0) or an empty cell, got {float(values[row]):g}",
+            )
+
+
 def _numeric_column(path: Path, table: pd.DataFrame, column: str) -> np.ndarray:
+    if table[column].dtype == bool:
+        raise PoseFileError(path, f"column {column!r}: expected numbers, got true/false values")
     values = pd.to_numeric(table[column], errors="coerce")
     bad = values.isna() & table[column].notna()
     if bad.any():

@@ -84,6 +84,11 @@ def _check_npy_header(stream: BinaryIO, available: int, what: str) -> None:
             shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
     except (ValueError, EOFError, OSError) as err:
         raise ValueError(f"{what}: not a NumPy array ({err})") from None
+    if dtype.hasobject:  # stored as a pickle, which is never loaded
+        raise ValueError(
+            f"{what}: expected an array of numbers or text, got Python objects (a pickle, "
+            "which is never opened)"
+        )
     declared = math.prod(shape) * dtype.itemsize
     held = available - stream.tell()
     if declared > held:

@@ -88,8 +88,8 @@ def corrupt_frames(
     kind = np.full(coords.shape[:2], "", dtype=object)
     for f, ind in chosen:
         what = kinds[rng.integers(len(kinds))]
-        if what == "swap" and not pairs:
-            what = "move"
+        if what == "swap" and not any(seen[f, ind, i] or seen[f, ind, j] for i, j in pairs):
+            what = "move"  # no left/right names, or every paired keypoint missing: a no-op
         visible = np.flatnonzero(seen[f, ind])
         if what == "swap":
             coords[f, ind] = coords[f, ind, swap]
@@ -106,13 +106,20 @@ def corrupt_frames(
     return damaged, mask, kind.astype(str)
 
 
-def _body_size(coords: np.ndarray) -> np.ndarray:
-    """``(individuals,)``: median over frames of the largest keypoint distance in a pose."""
-    diff = coords[:, :, :, None, :] - coords[:, :, None, :, :]
-    with np.errstate(invalid="ignore"):
-        span = np.sqrt(
-            np.nanmax(np.where(np.isfinite(diff).all(-1), (diff**2).sum(-1), -1), axis=(-1, -2))
-        )
+def _body_size(coords: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """``(individuals,)``: median over frames of the largest keypoint distance in a pose.
+
+    Computed ``chunk`` frames at a time: all keypoint pairs of a whole file at once would take
+    ``frames x individuals x keypoints**2`` doubles (GBs for a long recording).
+    """
+    span = np.full(coords.shape[:2], np.nan)
+    for start in range(0, len(coords), chunk):
+        part = coords[start : start + chunk]
+        diff = part[:, :, :, None, :] - part[:, :, None, :, :]
+        with np.errstate(invalid="ignore"):
+            span[start : start + chunk] = np.sqrt(
+                np.max(np.where(np.isfinite(diff).all(-1), (diff**2).sum(-1), -1), axis=(-1, -2))
+            )
     span = np.where(span > 0, span, np.nan)
     size = np.nanmedian(span, axis=0)
     fallback = np.nanmedian(pose_size(coords), axis=0)

@@ -220,7 +220,25 @@ def check_lifter_meta(path: str | Path, meta: object) -> LifterSpec:
             )
     if "units" in meta and not isinstance(meta["units"], str):
         raise ModelFileError(path, f"units: expected a string, got {_type_name(meta['units'])}")
+    _engine_fields(path, meta, keypoints)
     return LifterSpec(arch, list(keypoints))
+
+
+def _engine_fields(path: Path, meta: dict, keypoints: list[str]) -> None:
+    """Check the per-joint uncertainty calibration and the library's bone statistics.
+
+    Both are optional (older files have neither); when present they must be well formed, or
+    the lift would fail after the work, or score with nonsense (a negative spread).
+    """
+    from napari_liftpose.lifting.suspicion import check_bone_stats
+    from napari_liftpose.lifting.uncertainty import Calibration
+
+    try:
+        if meta.get("uncertainty") is not None:
+            Calibration.from_dict(meta["uncertainty"], len(keypoints))
+        check_bone_stats(meta.get("bone_stats"), keypoints)
+    except ValueError as err:
+        raise ModelFileError(path, str(err)) from None
 
 
 def expected_shapes(path: str | Path, spec: LifterSpec) -> dict[str, tuple[int, ...]]:

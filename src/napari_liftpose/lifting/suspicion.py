@@ -37,6 +37,7 @@ from napari_liftpose.poses import Poses
 __all__ = [
     "FEATURES",
     "SuspicionReport",
+    "check_bone_stats",
     "frame_suspicion",
     "left_right_pairs",
     "library_bone_stats",
@@ -312,13 +313,88 @@ def library_bone_stats(libraries: Sequence[Poses], edges: np.ndarray | Sequence)
     }
 
 
+def check_bone_stats(value: object, keypoints: Sequence[str]) -> dict | None:
+    """Check a model's stored ``bone_stats`` (a stranger's file may hold anything there).
+
+    Parameters
+    ----------
+    value : object
+        The decoded ``bone_stats`` metadata: None (no bones), or a dict as written by
+        :func:`library_bone_stats` with ``bones``, ``median`` and ``spread`` of one length each.
+    keypoints : sequence of str
+        The model's keypoint names: every bone must join two different ones of them.
+
+    Returns
+    -------
+    dict or None
+        ``value`` itself (None for None, an empty dict or no bones).
+
+    Raises
+    ------
+    ValueError
+        ``"bone_stats: <field>: expected X, got Y"`` for the first malformed field: bones that
+        are not pairs of the model's keypoint names, more bones than ordered keypoint pairs
+        (``keypoints ** 2``), medians that
+        are not finite numbers, spreads that are not finite numbers > 0 (None marks a bone never
+        seen, in both).
+    """
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"bone_stats: expected an object, got {type(value).__name__}")
+    names = set(keypoints)
+    bones = value.get("bones")
+    limit = len(names) ** 2  # every ordered pair: a library may repeat or loop an edge
+    if not isinstance(bones, list) or len(bones) > limit:
+        got = f"{len(bones)} bones" if isinstance(bones, list) else type(bones).__name__
+        raise ValueError(f"bone_stats: bones: expected a list of 0..{limit} name pairs, got {got}")
+    for bone in bones:
+        ok = (
+            isinstance(bone, list)
+            and len(bone) == 2
+            and all(isinstance(n, str) and n in names for n in bone)
+        )
+        if not ok:
+            raise ValueError(
+                f"bone_stats: bones: expected pairs of the model's keypoint names, "
+                f"got {bone!r:.100}"
+            )
+    for field, low in (("median", None), ("spread", 0.0)):
+        numbers = value.get(field)
+        if not isinstance(numbers, list) or len(numbers) != len(bones):
+            got = f"{len(numbers)} values" if isinstance(numbers, list) else repr(numbers)[:60]
+            raise ValueError(
+                f"bone_stats: {field}: expected {len(bones)} values (one per bone), got {got}"
+            )
+        for v in numbers:
+            ok = v is None or (
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and _finite(v)
+                and (low is None or v > low)
+            )
+            if not ok:
+                want = "finite numbers > 0" if low is not None else "finite numbers"
+                raise ValueError(f"bone_stats: {field}: expected {want} or null, got {v!r:.60}")
+    return value if bones else None
+
+
+def _finite(value: float) -> bool:
+    """``math.isfinite`` that also says False for an int too large for a float."""
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:
+        return False
+
+
 def _bone_evidence(lifted: Poses, stats: dict | None) -> np.ndarray | None:
     """``(frames, individuals)``: the largest robust deviation of a bone's relative length."""
     names = list(lifted.keypoints)
+    stats = check_bone_stats(stats, names)
     if stats:
         bones, med, spread = [], [], []
         for (a, b), m, s in zip(stats["bones"], stats["median"], stats["spread"], strict=True):
-            if a in names and b in names and m is not None and s is not None:
+            if m is not None and s is not None:
                 bones.append((names.index(a), names.index(b)))
                 med.append(m)
                 spread.append(s)

@@ -120,14 +120,15 @@ class Calibration:
         noise = _number(value, "noise", 0.0, 10.0)
         arrays = {}
         for name in ("floor", "visible", "hidden", "rootless"):
-            array = np.asarray(value.get(name), dtype=object)
-            ok = array.shape == (n_keypoints,) and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in array
-            )
-            array = array.astype(np.float64) if ok else array
-            if not ok or not (np.isfinite(array) & (array >= 0)).all():
+            array = _radii_factors(value.get(name), n_keypoints)
+            if array is None:
                 raise ValueError(f"uncertainty: {name}: expected {n_keypoints} finite numbers >= 0")
             arrays[name] = array
+        factor = np.maximum.reduce([arrays["visible"], arrays["hidden"], arrays["rootless"]])
+        with np.errstate(over="ignore"):
+            largest = arrays["floor"] * factor
+        if not np.isfinite(largest).all():
+            raise ValueError("uncertainty: floor x factors: expected finite radii, got overflow")
         return cls(coverage, draws, noise, **arrays)
 
     def radii(
@@ -153,10 +154,30 @@ class Calibration:
         return factor * scale
 
 
+def _radii_factors(value: object, n_keypoints: int) -> np.ndarray | None:
+    """``(n_keypoints,)`` finite numbers >= 0 from a JSON list, else None (never raises).
+
+    Checked element by element before NumPy sees the list: a nested list, a string or an
+    integer too large for a float (JSON allows ``1e400``-sized integers) is refused, not
+    converted.
+    """
+    if not isinstance(value, list) or len(value) != n_keypoints:
+        return None
+    out = np.empty(n_keypoints)
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+        try:
+            out[i] = float(v)
+        except OverflowError:
+            return None
+    return out if (np.isfinite(out) & (out >= 0)).all() else None
+
+
 def _number(value: dict, name: str, low: float, high: float) -> float:
     number = value.get(name)
     ok = isinstance(number, int | float) and not isinstance(number, bool)
-    if not ok or not math.isfinite(number) or not low <= number <= high:
+    if not ok or not low <= number <= high or not math.isfinite(number):
         raise ValueError(
             f"uncertainty: {name}: expected a number in [{low}, {high}], got {number!r:.40}"
         )
