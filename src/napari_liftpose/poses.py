@@ -10,8 +10,9 @@ import numpy as np
 
 __all__ = ["Poses", "FRAMES", "as_fps", "as_names", "as_numbers", "as_text"]
 
-#: The axes 3D coordinates can be in: the calibration's / library's ("world"), or a camera's.
-FRAMES = ("world", "camera")
+#: The axes 3D coordinates can be in: the calibration's / library's ("world"), a camera's, or a
+#: camera's heading with the library's up as z ("upright", random-camera lifters).
+FRAMES = ("world", "camera", "upright")
 
 
 @dataclass
@@ -44,10 +45,12 @@ class Poses:
         Path of the video these tracks were made on, if known.
     metadata : dict
         Format-specific extras a writer needs to round-trip the file (never required).
-    frame : {"world", "camera"}, optional
+    frame : {"world", "camera", "upright"}, optional
         Axes of 3D ``coords``: ``"world"`` = the calibration's / 3D library's axes, ``"camera"``
-        = a camera's axes (OpenCV: x right, y down, z forward); None where unknown (any file
-        not written by a lifter).
+        = a camera's axes (OpenCV: x right, y down, z forward), ``"upright"`` = the filming
+        camera's heading with the library's up as z (x right, y away from the camera along the
+        ground, z up; random-camera lifters); None where unknown (any file not written by a
+        lifter).
     uncertainty : np.ndarray, optional
         Lifted 3D only: float ``(frames, individuals, keypoints)``, a radius in ``units`` that
         should contain the true point 80% of the time (calibrated on the lifter's validation

@@ -213,7 +213,8 @@ def check_lifter_meta(path: str | Path, meta: object) -> LifterSpec:
     _layout(path, meta, keypoints)
     _edges(path, meta.get("edges"), len(keypoints))
     _camera(path, meta.get("camera", {"kind": "random"}))
-    for key, allowed in (("input_norm", ("root", "root_scale")), ("frame", ("camera", "world"))):
+    frames = ("camera", "world", "upright")
+    for key, allowed in (("input_norm", ("root", "root_scale")), ("frame", frames)):
         if key in meta and meta[key] not in allowed:
             raise ModelFileError(
                 path, f"{key}: expected one of {list(allowed)}, got {meta[key]!r:.100}"
