@@ -232,3 +232,18 @@ def test_a_pose_with_fewer_than_two_visible_keypoints_is_not_lifted():
     coords = np.full((1, 1, len(KEYPOINTS), 2), np.nan)
     coords[0, 0, 2] = [10.0, 20.0]
     assert np.isnan(lifter.lift_arrays(coords)).all()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "temporal"])
+def test_a_pose_showing_only_its_root_is_not_lifted(kind):
+    model, meta, norm = _parts(KNOWN)
+    if kind == "temporal":
+        arch = {**default_architecture("temporal"), "channels": 16}
+        model = build_model(arch, len(KEYPOINTS), 3 * (len(KEYPOINTS) - 1))
+        meta = {**meta, "architecture": arch}
+    lifter = Lifter(model, meta, norm, torch.device("cpu"))
+    coords = _tracks(3).coords
+    coords[1, 0, 1:] = np.nan  # frame 1, individual 0: only the root is left
+    lifted = lifter.lift(Poses(coords, KEYPOINTS, units="px"))
+    assert np.isnan(lifted.coords[1, 0]).all()
+    assert np.isfinite(lifted.coords[0]).all() and np.isfinite(lifted.coords[1, 1]).all()

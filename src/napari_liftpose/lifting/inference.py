@@ -313,7 +313,8 @@ class Lifter:
         missing = ~np.isfinite(x).all(-1)
         missing |= missing[..., root : root + 1]
         conf = np.where(missing, 0.0, conf)
-        usable = ~missing[..., root]  # (frames, individuals)
+        # a pose needs its root and one more keypoint: from the root alone nothing is known
+        usable = ~missing[..., root] & ((~missing).sum(-1) >= 2)  # (frames, individuals)
         if self.temporal:
             z = self._run_temporal(x, conf, batch_size, progress)
         else:
