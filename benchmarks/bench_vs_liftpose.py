@@ -210,7 +210,8 @@ def print_task(task: Task, lp_rows: list, ours: list, noise_note: str, notes: li
         f"== {task.title} [{task.key}] ({len(task.train3d)} train / {len(task.truth)} test "
         f"frames, {task.units}; {task.note})"
     )
-    print(f"   LP3D +noise: --noise_px {noise_note}")
+    frames = sorted({r["frame"] for _, r in ours})
+    print(f"   LP3D +noise: --noise_px {noise_note}; our output axes: {', '.join(frames) or '-'}")
     print(HEAD)
     done = [(label, r) for label, r in lp_rows if r is not None]
     best = min(done, key=lambda lr: lr[1]["mpjpe"]) if done else None
