@@ -496,10 +496,13 @@ def _features(lifter, poses_2d: Poses, lifted: Poses) -> dict[str, np.ndarray]:
     conf = np.where(seen, conf, 0.0)
     # -log of the lowest confidence: 0 (or a missing keypoint) counts as 0.01
     out: dict[str, np.ndarray] = {"confidence": -np.log(np.maximum(conf.min(-1), 0.01))}
-    jump = _robust_z(_nearest_neighbour_distance(image) / size_2d, axis=(0, 1))
+    # jumps are in pose sizes; one of 1 % of the pose is no news, however still the file is
+    jump = _robust_z(_nearest_neighbour_distance(image) / size_2d, axis=(0, 1), floor=_JUMP_FLOOR)
     out["jump_2d"] = _nanmax(jump, -1)
     # lifted poses are root-relative already: their jumps are the shape's, not the animal's
-    out["jump_3d"] = _per_keypoint(_nearest_neighbour_distance(lifted.coords) / size_3d)
+    out["jump_3d"] = _per_keypoint(
+        _nearest_neighbour_distance(lifted.coords) / size_3d, floor=_JUMP_FLOOR
+    )
     pairs = left_right_pairs(lifted.keypoints)
     if pairs and len(image) >= 2:
         out["left_right"] = _swap_evidence(image, pairs)
@@ -519,7 +522,23 @@ def _features(lifter, poses_2d: Poses, lifted: Poses) -> dict[str, np.ndarray]:
     return out
 
 
-_FLOORS = {"confidence": 0.1, "left_right": 0.1}
+#: The smallest spread of each feature over a file. Features already in robust deviations get 1:
+#: in a file where they barely vary (a still animal, a well-fitted model) a fraction of one
+#: deviation must not become a large score.
+_FLOORS = {
+    "confidence": 0.1,
+    "left_right": 0.1,
+    "jump_2d": 1.0,
+    "jump_3d": 1.0,
+    "reprojection": 1.0,
+    "keypoint": 1.0,
+    "bones": 1.0,
+    "uncertainty": 0.1,
+}
+#: The smallest spread of a keypoint's frame-to-frame jump, in pose sizes: without it a keypoint
+#: the lifter keeps nearly still (a better-trained mouse model: spread ~1e-6) turns float noise
+#: into deviations of thousands.
+_JUMP_FLOOR = 0.01
 
 
 def score_from_evidence(evidence: np.ndarray) -> np.ndarray:

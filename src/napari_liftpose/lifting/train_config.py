@@ -65,6 +65,10 @@ class TrainConfig:
         Fraction of training samples that get keypoint/frame dropout (the rest stay complete).
     max_grad_norm : float
         Gradient clipping (0: none).
+    min_epoch_frames : int
+        Output frames every epoch trains on at least: a small library (a hundred frames of
+        real pairs) is drawn several times per epoch, each time with new noise and cameras, so
+        ``epochs`` and ``patience`` mean the same amount of training whatever its size.
     chunk : int
         Temporal model: output frames per training sample (a sample is a clip of
         ``receptive_field + chunk - 1`` frames seen by one camera); ``batch_size`` then counts
@@ -89,6 +93,7 @@ class TrainConfig:
     dropout_samples: float = 0.5
     max_grad_norm: float = 1.0
     chunk: int = 8
+    min_epoch_frames: int = 1024
     noise_px: float | None = None
     camera_jitter_deg: float | None = None
     camera_jitter_distance: float | None = None
@@ -115,6 +120,7 @@ class TrainConfig:
         _check_int("patience", self.patience, 0)
         _check_int("seed", self.seed, 0)
         _check_int("chunk", self.chunk, 1)
+        _check_int("min_epoch_frames", self.min_epoch_frames, 1, 10_000_000)
         if not isinstance(self.device, str):
             raise ValueError(f"device: expected a device name, got {self.device!r}")
         for name in ("noise_2d", "bone_jitter", "noise_px", "camera_jitter_deg"):

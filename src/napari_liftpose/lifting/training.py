@@ -374,8 +374,10 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             offset = int(self.rng.integers(n_out)) if n_out > 1 else 0
+            centers = self.train_idx[offset::n_out]
+            repeats = -(-config.min_epoch_frames // (len(centers) * n_out))  # ceil
             x, conf, off = self.samples.draw(
-                self.train_idx[offset::n_out], self.rng, augment, n_out=n_out
+                np.tile(centers, max(1, repeats)), self.rng, augment, n_out=n_out
             )
             data = DeviceSamples(x, conf, off, self.norm, self.temporal, self.device)
             order = torch.randperm(len(data), generator=self.shuffle_gen).to(self.device)
