@@ -21,7 +21,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from napari_liftpose.lifting.cameras import KnownCamera, RandomCameras
+from napari_liftpose.lifting.cameras import (
+    KnownCamera,
+    RandomCameras,
+    heading_spread,
+    turn_about_up,
+)
 from napari_liftpose.lifting.skeleton import RootLayout
 from napari_liftpose.poses import Poses
 
@@ -32,7 +37,14 @@ __all__ = [
     "Augmentation",
     "NOISE_DEFAULTS",
     "source_kind",
+    "HEADING_SPREAD_FREE",
 ]
+
+#: A known-camera library whose body headings spread more than this (circular standard
+#: deviation, degrees, about the world's z) is of a free-moving animal: its training poses are
+#: turned to every heading by default (:attr:`Augmentation.heading_deg`). The shared tethered
+#: fly spreads about 2 degrees, the synthetic walking insect over 100.
+HEADING_SPREAD_FREE = 20.0
 
 
 @dataclass
@@ -83,6 +95,13 @@ class Augmentation:
         Fraction of samples (windows) that get keypoint and frame dropout at all; the others
         stay complete, so the network also learns the clean case (with 30 keypoints and
         ``keypoint_dropout=0.1`` fewer than 5 % of frames would otherwise be complete).
+    heading_deg : float or None
+        Known camera: each window's 3D is turned about the world's z axis (through its root)
+        by an angle drawn uniformly in ``[-heading_deg, heading_deg]`` before projection, so a
+        free-moving animal is seen at headings the library holds few of. None: decided from the
+        library (:meth:`PoseSamples.resolve`): 180 when its headings spread more than
+        :data:`HEADING_SPREAD_FREE` degrees, else 0 (a tethered animal's heading is fixed).
+        Ignored for random cameras (they turn around the animal) and real pairs.
     """
 
     noise_2d: float | None = 0.0
@@ -93,6 +112,7 @@ class Augmentation:
     noise_px: float | None = 0.0
     camera_jitter_deg: float | None = 0.0
     camera_jitter_distance: float | None = 0.0
+    heading_deg: float | None = 0.0
 
     def for_source(self, source: KnownCamera | RandomCameras | PairedTracks) -> Augmentation:
         """A copy whose None fields hold the defaults of ``source`` (:data:`NOISE_DEFAULTS`)."""
@@ -260,6 +280,30 @@ class PoseSamples:
         if self.points2d is not None:
             usable &= np.isfinite(self.points2d[:, root]).all(-1)
         self.usable = usable
+        self._heading_spread: float | None = None
+
+    @property
+    def heading_spread(self) -> float:
+        """Circular spread (degrees) of the library's body headings about the world's z."""
+        if self._heading_spread is None:
+            root = self.layout.roots[0]
+            self._heading_spread = heading_spread(self.points3d[self.usable], root)
+        return self._heading_spread
+
+    def resolve(self, augment: Augmentation) -> Augmentation:
+        """``augment`` with every None field filled in.
+
+        Noise and jitter by the source of 2D (:meth:`Augmentation.for_source`), the heading turn
+        by the library (known camera: 180 when its headings spread more than
+        :data:`HEADING_SPREAD_FREE` degrees, else 0).
+        """
+        augment = augment.for_source(self.camera)
+        if augment.heading_deg is None:
+            free = isinstance(self.camera, KnownCamera) and (
+                self.heading_spread > HEADING_SPREAD_FREE
+            )
+            augment = replace(augment, heading_deg=180.0 if free else 0.0)
+        return augment
 
     @property
     def scale_inputs(self) -> bool:
@@ -335,7 +379,7 @@ class PoseSamples:
             confidence ``(n, window + n_out - 1, keypoints)`` (0 where missing) and root-relative
             offsets ``(n, n_out, keypoints - 1, 3)`` of the output frames (NaN where unknown).
         """
-        augment = (augment or Augmentation()).for_source(self.camera)
+        augment = self.resolve(augment or Augmentation())
         idx, inside = self.window_indices(centers, n_out)
         half = self.window // 2
         root = self.layout.roots[0]
@@ -347,6 +391,9 @@ class PoseSamples:
             conf = self.conf2d[idx].copy()
             target3 = pts3[:, half : half + n_out]
         elif isinstance(self.camera, KnownCamera):
+            if augment.heading_deg > 0:
+                angles = rng.uniform(-augment.heading_deg, augment.heading_deg, len(pts3))
+                pts3 = turn_about_up(pts3, pts3[:, half, root], angles)
             uv, cam3 = self.camera.project(
                 pts3,
                 rng,

@@ -59,6 +59,11 @@ class TrainConfig:
         default of the source of 2D (:data:`~napari_liftpose.lifting.data.NOISE_DEFAULTS`):
         known camera 1.5 px and 1 degree / 2 %, random cameras 0.03 of the pose's size, real
         pairs 0.02. Validation is scored with the same 2D noise (no jitter).
+    heading_deg : float, optional
+        Known camera: turn each training window about the world's z axis by up to this many
+        degrees (see :class:`~napari_liftpose.lifting.data.Augmentation`). None decides from the
+        library: 180 for a free-moving animal (headings spread over
+        :data:`~napari_liftpose.lifting.data.HEADING_SPREAD_FREE` degrees), 0 for a tethered one.
     bone_jitter, keypoint_dropout, frame_dropout : float, optional
         Augmentations; None picks the default (see :meth:`augmentation`).
     dropout_samples : float
@@ -97,6 +102,7 @@ class TrainConfig:
     noise_px: float | None = None
     camera_jitter_deg: float | None = None
     camera_jitter_distance: float | None = None
+    heading_deg: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,6 +129,7 @@ class TrainConfig:
         _check_int("min_epoch_frames", self.min_epoch_frames, 1, 10_000_000)
         if not isinstance(self.device, str):
             raise ValueError(f"device: expected a device name, got {self.device!r}")
+        _check_number("heading_deg", self.heading_deg, 0.0, 180.0, optional=True)
         for name in ("noise_2d", "bone_jitter", "noise_px", "camera_jitter_deg"):
             _check_number(name, getattr(self, name), low=0.0, optional=True)
         for name in ("keypoint_dropout", "frame_dropout"):
@@ -197,6 +204,7 @@ class TrainConfig:
             noise_px=_optional(self.noise_px),
             camera_jitter_deg=_optional(self.camera_jitter_deg),
             camera_jitter_distance=_optional(self.camera_jitter_distance),
+            heading_deg=_optional(self.heading_deg),
             bone_jitter=pick(self.bone_jitter, 0.0),
             keypoint_dropout=pick(self.keypoint_dropout, 0.1 if temporal else 0.0),
             frame_dropout=pick(self.frame_dropout, 0.05 if temporal else 0.0),
