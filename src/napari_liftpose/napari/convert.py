@@ -32,12 +32,17 @@ __all__ = [
     "napari_order",
     "category_codes",
     "FrameIndex",
+    "USER_CONFIDENCE",
+    "duplicate_points",
 ]
 
 #: Key of the :class:`Poses` in a layer's metadata.
 POSES_KEY = "poses"
 #: Metadata key set on a layer that shows one frame of its poses at a time (the 3D view's).
 ONE_FRAME_KEY = "liftpose_one_frame"
+#: Confidence of a point a person placed or moved: 1, as sleap-io reads SLEAP user instances
+#: (movement reads them as NaN; 1 keeps them above any confidence cut-off).
+USER_CONFIDENCE = 1.0
 
 
 def palette(n: int) -> np.ndarray:
@@ -118,22 +123,59 @@ def point_colors(poses: Poses, features: pd.DataFrame) -> np.ndarray:
     return palette(poses.n_keypoints)[category_codes(features, "keypoint", poses.keypoints)]
 
 
+def _point_rows(data: np.ndarray, features: pd.DataFrame, template: Poses):
+    """Frame, individual and keypoint index of each row of a pose layer known to ``template``.
+
+    Returns ``(known, t, ind, kp)``: the mask of rows kept, then their indices.
+    """
+    ind = category_codes(features, "individual", template.individuals)
+    kp = category_codes(features, "keypoint", template.keypoints)
+    t = np.rint(np.asarray(data)[:, 0]).astype(np.int64)
+    known = (ind >= 0) & (kp >= 0) & (t >= 0) & (t < template.n_frames)
+    return known, t[known], ind[known].astype(np.int64), kp[known].astype(np.int64)
+
+
+def duplicate_points(
+    data: np.ndarray, features: pd.DataFrame, template: Poses
+) -> list[tuple[int, str, str]]:
+    """``(frame, individual, keypoint)`` of every point that more than one layer row claims."""
+    _, t, ind, kp = _point_rows(data, features, template)
+    flat = (t * template.n_individuals + ind) * template.n_keypoints + kp
+    values, counts = np.unique(flat, return_counts=True)
+    twice = values[counts > 1]
+    frame, rest = np.divmod(twice, template.n_individuals * template.n_keypoints)
+    i, k = np.divmod(rest, template.n_keypoints)
+    return [
+        (int(f), template.individuals[a], template.keypoints[b])
+        for f, a, b in zip(frame, i, k, strict=True)
+    ]
+
+
 def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses) -> Poses:
     """Rebuild :class:`Poses` from Points rows, on the frame of ``template``.
 
     Every point of ``template`` that has no layer row (missing, or deleted by the user) is NaN;
     rows whose individual or keypoint is unknown to ``template`` are ignored. Confidence is
-    kept from ``template``; ``metadata["edited"]`` marks points flagged ``edited`` in the layer.
+    kept from ``template`` where a point did not change; a point placed or moved by the user gets
+    :data:`USER_CONFIDENCE`, a deleted one NaN. ``metadata["edited"]`` marks points flagged
+    ``edited`` in the layer and every point whose position changed (added, moved or deleted).
+
+    Raises
+    ------
+    ValueError
+        If two rows are the same keypoint of the same individual in one frame (saving would keep
+        one of them silently).
     """
+    duplicates = duplicate_points(data, features, template)
+    if duplicates:
+        frame, individual, keypoint = duplicates[0]
+        raise ValueError(
+            f"{template.name}: {len(duplicates)} keypoint(s) placed twice, first {keypoint!r} "
+            f"of {individual!r} in frame {frame}; delete one of each before saving"
+        )
     coords = np.full_like(template.coords, np.nan)
     edited = np.zeros(template.coords.shape[:3], dtype=bool)
-    ind_index = {n: j for j, n in enumerate(template.individuals)}
-    kp_index = {n: j for j, n in enumerate(template.keypoints)}
-    ind = features["individual"].astype(str).map(ind_index).to_numpy()
-    kp = features["keypoint"].astype(str).map(kp_index).to_numpy()
-    t = np.rint(np.asarray(data)[:, 0]).astype(np.int64)
-    known = ~pd.isna(ind) & ~pd.isna(kp) & (t >= 0) & (t < template.n_frames)
-    ind, kp, t = ind[known].astype(np.int64), kp[known].astype(np.int64), t[known]
+    known, t, ind, kp = _point_rows(data, features, template)
     spatial = np.asarray(data)[known, 1:]
     coords[t, ind, kp] = napari_order(spatial)  # the reordering is its own inverse
     # the layer holds float32: where a point did not move, keep the file's exact value
@@ -141,8 +183,16 @@ def poses_from_points(data: np.ndarray, features: pd.DataFrame, template: Poses)
     coords = np.where(unmoved, template.coords, coords)
     if "edited" in features:
         edited[t, ind, kp] = features["edited"].to_numpy(bool)[known]
+    was = np.isfinite(template.coords).all(-1)
+    now = np.isfinite(coords).all(-1)
+    placed = now & ~unmoved.all(-1)  # added, or moved
+    deleted = was & ~now
+    confidence = template.confidence.copy()
+    confidence[placed] = USER_CONFIDENCE
+    confidence[deleted] = np.nan
+    edited |= placed | deleted
     metadata = dict(template.metadata, edited=edited)
-    return template.copy(coords=coords, metadata=metadata)
+    return template.copy(coords=coords, confidence=confidence, metadata=metadata)
 
 
 def poses_from_layer_data(data: np.ndarray, features: pd.DataFrame, metadata: dict) -> Poses:
