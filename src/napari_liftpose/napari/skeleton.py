@@ -30,7 +30,10 @@ from napari_liftpose.napari.convert import (
 from napari_liftpose.napari.steady_shaders import keep_shader_program, window_canvas
 from napari_liftpose.poses import Poses
 
-__all__ = ["SkeletonFollower", "frame_bones", "bone_colors", "follow_skeletons"]
+__all__ = ["SkeletonFollower", "frame_bones", "bone_colors", "follow_skeletons", "COLOR_KEY"]
+
+#: Layer metadata key: one RGBA for all of a pose layer's points and bones (e.g. ground truth).
+COLOR_KEY = "liftpose_color"
 
 _FOLLOWERS: dict[int, list] = {}  # id(viewer) -> its followers
 
@@ -111,7 +114,11 @@ class SkeletonFollower:
         points.events.data.connect(self._on_data)
         points.mouse_drag_callbacks.append(self._on_drag)
         self.update()
-        bones.edge_color = bone_colors(self.poses)
+        color = points.metadata.get(COLOR_KEY)
+        if color is not None:
+            bones.edge_color = np.tile(color, (len(bones.data), 1))
+        else:
+            bones.edge_color = bone_colors(self.poses)
 
     def _on_drag(self, layer, event):
         """While points are dragged napari emits no data event: follow every mouse move."""
