@@ -28,21 +28,26 @@ def read_pose_layers(path) -> list[tuple]:
     """Read one or more pose files into layer tuples.
 
     A file that cannot be read gives a napari error notification naming the file and the
-    problem (no traceback dump); the other files still open.
+    problem (no traceback dump); the other files still open. Once labels are open, the viewer's
+    File > Save warns if it writes them in a foreign format (:func:`.save_labels.guard_saves`),
+    and napari is offered, once, to remember this plugin as the reader for ``.slp/.h5/.csv``.
     """
     from napari import current_viewer
     from napari.utils.notifications import show_error, show_warning
 
+    from napari_liftpose.napari.save_labels import SOURCE_FORMATS, guard_saves, offer_reader
     from napari_liftpose.napari.skeleton import follow_skeletons
 
     paths = path if isinstance(path, list) else [path]
     layers: list[tuple] = []
+    labels_read = False
     for one in paths:
         try:
             poses = read_poses(one)
         except PoseFileError as err:
             show_error(str(err))
             continue
+        labels_read = labels_read or poses.source_format in SOURCE_FORMATS
         video = None
         if poses.video:
             try:
@@ -52,5 +57,10 @@ def read_pose_layers(path) -> list[tuple]:
             except OSError as err:
                 show_warning(f"{Path(one)}: video not opened: {err}")
         layers.extend(pose_layer_tuples(poses, video))
-    follow_skeletons(current_viewer())  # bones appear when the points layer is added
+    viewer = current_viewer()
+    follow_skeletons(viewer)  # bones appear when the points layer is added
+    if labels_read:
+        if viewer is not None:
+            guard_saves(viewer)
+        offer_reader()
     return layers or [(None,)]
