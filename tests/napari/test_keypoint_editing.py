@@ -204,3 +204,18 @@ def test_placing_advances_to_the_next_missing_keypoint_and_says_so(make_napari_v
     layer.add([FRAME, 10.0, 10.0])
     assert chooser[0].value == "Head"  # the next keypoint this frame lacks
     assert "1 of 15" in chooser[-1].value
+
+
+def test_the_3d_view_refuses_new_points_instead_of_dropping_them(
+    make_napari_viewer, data_dir, notifications
+):
+    from napari_liftpose.napari.view3d import get_view3d
+
+    viewer = make_napari_viewer()
+    truth = read_poses(data_dir / "sleap_anipose_minimal_session/points3d.h5")
+    layer = get_view3d(viewer).add_poses(truth, name="truth")
+    before = layer.data.copy()
+    layer.mode = "add"
+    layer.add([FRAME, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(layer.data, before)
+    assert any("not added in the 3D view" in message for message in notifications)

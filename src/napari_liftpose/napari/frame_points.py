@@ -136,8 +136,19 @@ def keep_edits(layer) -> None:
 
     A moved point takes its new position in that frame, a deleted one becomes missing (NaN).
     Hidden rows cannot be moved (they are not drawn), so only points present in the poses are
-    written back. Added points have no keypoint of their own and are dropped at the next frame.
+    written back. Adding a point is refused with a warning (a 3D point has no keypoint to be;
+    points are placed in 2D, with the keypoint chooser of :mod:`.keypoints`).
     """
+
+    def refuse_add(coords) -> None:
+        from napari.utils.notifications import show_warning
+
+        show_warning(
+            f"{layer.name}: points are not added in the 3D view; place them on the 2D tracks "
+            "with the keypoint chooser (moving and deleting 3D points works)"
+        )
+
+    layer.add = refuse_add  # napari's add mode calls layer.add(coords)
 
     def on_data(event) -> None:
         poses: Poses = layer.metadata[POSES_KEY]
