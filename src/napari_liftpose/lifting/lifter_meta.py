@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from napari_liftpose.lifting.checkpoint import ModelFileError
-from napari_liftpose.lifting.models import build_model, default_architecture
+from napari_liftpose.lifting.models import MLP_INPUTS, build_model, default_architecture
 
 __all__ = [
     "LifterSpec",
@@ -95,6 +95,14 @@ def _architecture(path: Path, value: object) -> dict:
     arch = {**default_architecture(kind), **value}
     arch["dropout"] = _fraction(path, "architecture dropout", arch["dropout"])
     if kind == "mlp":
+        # a file without "inputs" predates it: its MLP reads (x, y) only
+        arch["inputs"] = value.get("inputs", "xy")
+        if arch["inputs"] not in MLP_INPUTS:
+            raise ModelFileError(
+                path,
+                f"architecture inputs: expected one of {list(MLP_INPUTS)}, got "
+                f"{arch['inputs']!r:.100}",
+            )
         _int(path, "architecture width", arch["width"], 1, MAX_WIDTH)
         _int(path, "architecture blocks", arch["blocks"], 0, MAX_BLOCKS)
         return arch

@@ -1,7 +1,10 @@
 """Lifting networks, built from a small JSON-able config.
 
 * ``{"type": "mlp", ...}``: the residual MLP of Martinez et al. (2017) used by LiftPose3D.
-  Input: z-scored 2D ``(batch, keypoints * 2)``; output: z-scored offsets
+  Input: ``(batch, keypoints * 3)`` of z-scored ``(x, y)`` and the confidence per keypoint
+  (:func:`~napari_liftpose.lifting.normalization.model_inputs`); ``"inputs": "xyc"`` uses all
+  three, ``"xy"`` (every model file written before the key existed) only ``x, y``, so a hidden
+  keypoint is then indistinguishable from one at its mean position. Output: z-scored offsets
   ``(batch, outputs)``.
 * ``{"type": "temporal", ...}``: VideoPose3D-style dilated 1D convolutions over a window of
   frames. Input ``(batch, keypoints * 3, frames)`` with ``(x, y, confidence)`` per keypoint;
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "MLP_INPUTS",
     "ResidualMLP",
     "TemporalConvNet",
     "build_model",
@@ -27,6 +31,11 @@ __all__ = [
     "init_weights",
     "set_generator",
 ]
+
+
+#: Input layouts of the MLP: "xy" (2D only; model files without the key) or "xyc" (2D and
+#: confidence per keypoint, the default since the key exists).
+MLP_INPUTS = ("xy", "xyc")
 
 
 class SeededDropout(nn.Module):
@@ -78,22 +87,38 @@ class ResidualMLP(nn.Module):
         Residual blocks, each two Linear + BatchNorm + ReLU + Dropout (LiftPose3D: 2).
     dropout : float
         Dropout probability (LiftPose3D: 0.5).
+    inputs : {"xy", "xyc"}
+        Per keypoint: the 2D alone (LiftPose3D, older model files) or the 2D and its confidence
+        (0 for a hidden keypoint), so the network knows which keypoints it does not see.
     """
 
     receptive_field = 1
 
     def __init__(
-        self, n_inputs: int, n_outputs: int, width: int = 256, blocks: int = 2, dropout: float = 0.1
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        width: int = 256,
+        blocks: int = 2,
+        dropout: float = 0.1,
+        inputs: str = "xy",
     ):
         super().__init__()
+        if inputs not in MLP_INPUTS:
+            raise ValueError(f"inputs: expected one of {list(MLP_INPUTS)}, got {inputs!r}")
+        self.inputs = inputs
+        self.n_keypoints = int(n_inputs) // 2
+        features = self.n_keypoints * len(inputs)
         self.inp = nn.Sequential(
-            nn.Linear(n_inputs, width), nn.BatchNorm1d(width), nn.ReLU(), SeededDropout(dropout)
+            nn.Linear(features, width), nn.BatchNorm1d(width), nn.ReLU(), SeededDropout(dropout)
         )
         self.blocks = nn.Sequential(*[_Block(width, dropout) for _ in range(blocks)])
         self.out = nn.Linear(width, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_inputs)`` -> ``(batch, n_outputs)``."""
+        """``(batch, keypoints * 3)`` (or ``keypoints * 2`` of x, y) -> ``(batch, n_outputs)``."""
+        if self.inputs == "xy" and x.shape[1] == 3 * self.n_keypoints:
+            x = x.reshape(len(x), self.n_keypoints, 3)[..., :2].reshape(len(x), -1)
         return self.out(self.blocks(self.inp(x)))
 
 
@@ -164,7 +189,7 @@ class TemporalConvNet(nn.Module):
 def default_architecture(kind: str) -> dict:
     """The default architecture config of a model type (``"mlp"`` or ``"temporal"``)."""
     if kind == "mlp":
-        return {"type": "mlp", "width": 256, "blocks": 1, "dropout": 0.1}
+        return {"type": "mlp", "width": 256, "blocks": 1, "dropout": 0.1, "inputs": "xyc"}
     if kind == "temporal":
         return {"type": "temporal", "filter_widths": [3], "channels": 256, "dropout": 0.1}
     raise ValueError(f"model: expected 'mlp' or 'temporal', got {kind!r}")
@@ -176,9 +201,10 @@ def build_model(architecture: dict, n_keypoints: int, n_outputs: int) -> nn.Modu
     Parameters
     ----------
     architecture : dict
-        ``{"type": "mlp", "width", "blocks", "dropout"}`` or
+        ``{"type": "mlp", "width", "blocks", "dropout", "inputs"}`` or
         ``{"type": "temporal", "filter_widths", "channels", "dropout"}``; missing keys take
-        the defaults of :func:`default_architecture`.
+        the defaults of :func:`default_architecture`, except the MLP's ``inputs``: a config
+        without it is a model file's from before it existed, "xy".
     n_keypoints : int
         Input keypoints.
     n_outputs : int
@@ -193,7 +219,12 @@ def build_model(architecture: dict, n_keypoints: int, n_outputs: int) -> nn.Modu
     cfg = {**default_architecture(kind), **architecture}
     if kind == "mlp":
         return ResidualMLP(
-            n_keypoints * 2, n_outputs, int(cfg["width"]), int(cfg["blocks"]), float(cfg["dropout"])
+            n_keypoints * 2,
+            n_outputs,
+            int(cfg["width"]),
+            int(cfg["blocks"]),
+            float(cfg["dropout"]),
+            str(architecture.get("inputs", "xy")),
         )
     return TemporalConvNet(
         n_keypoints * 3,

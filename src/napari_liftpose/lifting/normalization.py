@@ -83,7 +83,8 @@ def model_inputs(
     norm : Normalization
         Input statistics.
     temporal : bool
-        False: MLP input ``(n, keypoints * 2)`` of the centre frame;
+        False: MLP input ``(n, keypoints * 3)`` of ``(x, y, confidence)`` of the centre frame
+        (an MLP with ``"inputs": "xy"`` uses only ``x, y``);
         True: temporal input ``(n, keypoints * 3, frames)`` of ``(x, y, confidence)``.
 
     Returns
@@ -93,9 +94,9 @@ def model_inputs(
     """
     z = (x - norm.input_mean) / norm.input_std
     z = np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-    if not temporal:
-        centre = z[:, z.shape[1] // 2]
-        return centre.reshape(len(z), -1).astype(np.float32)
     feats = np.concatenate([z, conf[..., None]], axis=-1)  # (n, frames, k, 3)
+    if not temporal:
+        centre = feats[:, feats.shape[1] // 2]
+        return np.ascontiguousarray(centre.reshape(len(z), -1), dtype=np.float32)
     n, frames = feats.shape[:2]
     return np.ascontiguousarray(feats.reshape(n, frames, -1).transpose(0, 2, 1), dtype=np.float32)

@@ -321,7 +321,7 @@ class _Run:
             "frame": _network_frame(source_2d),
             "units": library_units(libraries[0]),
             "training": asdict(config),
-            "augmentation": asdict(config.augmentation(source=source_2d)),
+            "augmentation": asdict(samples.resolve(config.augmentation(source=source_2d))),
             "library": [p.source for p in libraries],
             "n_train": int(len(train_idx)),
             "n_val": int(len(val_idx)),
@@ -338,7 +338,7 @@ class _Run:
             optimizer=torch.optim.Adam(
                 model.parameters(),
                 lr=config.learning_rate,
-                weight_decay=config.weight_decay,
+                weight_decay=config.resolved_weight_decay(source_2d),
                 foreach=True,
             ),
             norm=norm,
