@@ -41,6 +41,7 @@ def test_confidence_cutoff_greys_then_hides_the_unsure_points(reaching, qtbot):
     viewer.dims.set_point(0, frame)
     qtbot.wait(200)
     before = _colored(viewer.screenshot(canvas_only=True, flash=False)).sum()
+    assert f"under confidence 0.00: 0 of {shown_rows}" in queue.cutoff_label.text()
     queue.cutoff_slider.setValue(60)  # what releasing the slider at 0.60 does
     assert queue.n_low == int(low_rows.sum()) == expected
     assert f"{expected} of {shown_rows}" in queue.cutoff_label.text()

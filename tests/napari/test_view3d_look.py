@@ -128,7 +128,8 @@ def test_uncertainty_sets_point_sizes_with_a_legend(
         np.testing.assert_allclose(layer.size[:n_rows], expected)
     # the sizes differ from joint to joint (the engine's per-joint radii)
     assert np.ptp(layer.size[:n_rows]) > 0.5 * base
-    assert "80%" in panel.uncertainty.text() and "mm" in panel.uncertainty.text()
+    text = panel.uncertainty.text()
+    assert text.startswith("fly 3D: point size") and "80%" in text and " mm" in text
     # the size control scales the uncertainty sizes
     panel.sizes["fly 3D"].setValue(50)
     expected = np.clip(2 * radius, 0.25 * base, 2 * base)

@@ -269,6 +269,7 @@ class AnnotatorQueue(QWidget):
         ):
             if self.cutoff > 0:
                 self.set_cutoff(self.cutoff)
+        self._show_cutoff()
         self._refresh_edited()
 
     # -- suspicion -----------------------------------------------------------------------------

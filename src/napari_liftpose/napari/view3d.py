@@ -378,8 +378,8 @@ def keypoint_legend(poses: Poses) -> list[tuple[str, tuple]]:
     return [(str(n), tuple(c)) for n, c in zip(names, palette(len(names)), strict=True)]
 
 
-def uncertainty_legend(poses: Poses) -> str:
-    """One line saying what point size means for ``poses``, with its typical radii."""
+def uncertainty_legend(poses: Poses, name: str) -> str:
+    """One line saying what point size means for layer ``name``, with its typical radii."""
     radius = poses.uncertainty[np.isfinite(poses.uncertainty)]
     if not len(radius):
         return ""
@@ -387,7 +387,7 @@ def uncertainty_legend(poses: Poses) -> str:
     lo, hi = UNCERTAINTY_SIZE_RANGE
     unit = f" {poses.units}" if poses.units else ""
     return (
-        f"{poses.name}: point size = the sphere holding the true point 80% of the time "
+        f"{name}: point size = the sphere holding the true point 80% of the time "
         f"(radius median {median:.3g}{unit}, 90th percentile {high:.3g}{unit}; drawn "
         f"{lo:g}-{hi:g}x the plain size)"
     )
@@ -462,9 +462,10 @@ class View3DPanel(QWidget):
             if COLOR_KEY in layer.metadata
         ]
         lines = [
-            uncertainty_legend(layer.metadata[POSES_KEY])
+            uncertainty_legend(layer.metadata[POSES_KEY], layer.name)
             for layer in lifted
             if UncertaintySizes.of(layer) is not None
         ]
+        self.layers_box.setMinimumHeight(self.layers_box.sizeHint().height())
         self.legend.setText(_legend_html(entries))
         self.uncertainty.setText("<br>".join(line for line in lines if line))
