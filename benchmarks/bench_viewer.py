@@ -7,12 +7,22 @@ Measures, with both viewers open (main 2D + docked 3D):
 and prints the batch lifting time for the record. Each viewer measure is split into what
 napari and OpenGL do (re-slicing, repainting: under Xvfb the GL is Mesa's software renderer on
 the CPU) and what this plugin adds. Run under a display (``xvfb-run -a``).
+
+Also measured (issue 11):
+- the floor: napari's own step time with the same layers and no plugin code (a plain 2D Points
+  layer in one viewer, the lifted 3D points as a plain ``(t, z, y, x)`` Points layer in a second
+  napari viewer in 3D), ours beside it and the ratio (target: the plugin adds <= 10%);
+- playback at 30 fps requested with both views open: a 33 ms timer steps the time slider, as
+  napari's play button does (its player is not public API), and the frames reached per second
+  are counted;
+- Cancel: seconds from setting the cancel flag mid-epoch to ``train`` returning (docs: < 1 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +56,74 @@ def tracks_2d(frames: int, animals: int, keypoints: int, seed: int = 1) -> Poses
     )
 
 
+def cancel_seconds(keypoints: int, model: str) -> float:
+    """Seconds from setting the cancel flag (mid-run, after epoch 2) until ``train`` returns."""
+    cancel = threading.Event()
+    asked: list[float] = []
+
+    def progress(update) -> None:
+        if update.epoch == 2 and not asked:
+            time.sleep(0.3)  # land the request mid-epoch, not right at an epoch's start
+            asked.append(time.perf_counter())
+            cancel.set()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train(
+            random_library(20_000, keypoints, seed=3),
+            RandomCameras(),
+            Path(tmp) / "cancel.safetensors",
+            TrainConfig(model=model, epochs=200, device="cpu"),
+            progress=progress,
+            cancel=cancel,
+        )
+        done = time.perf_counter()
+    return done - asked[0] if asked else float("nan")
+
+
+def playback_fps(viewers, frames: int, seconds: float = 3.0, fps: float = 30.0) -> float:
+    """Frames per second reached when a timer asks for ``fps`` (napari's play button's way)."""
+    from qtpy.QtCore import QElapsedTimer, QEventLoop, QTimer
+
+    shown = [0]
+    start = int(viewers[0].dims.current_step[0])
+
+    def tick() -> None:
+        shown[0] += 1
+        viewers[0].dims.set_current_step(0, (start + shown[0]) % frames)
+        for other in viewers[1:]:
+            other.dims.set_current_step(0, (start + shown[0]) % frames)
+
+    timer = QTimer()
+    timer.setInterval(round(1000 / fps))
+    timer.timeout.connect(tick)
+    loop = QEventLoop()
+    clock = QElapsedTimer()
+    QTimer.singleShot(round(1000 * seconds), loop.quit)
+    clock.start()
+    timer.start()
+    loop.exec_() if hasattr(loop, "exec_") else loop.exec()
+    timer.stop()
+    return shown[0] / (clock.elapsed() / 1000)
+
+
+def floor_viewers(poses: Poses, lifted: Poses):
+    """napari alone with the same layers: 2D points in one viewer, 3D points in a second."""
+    import napari
+
+    from napari_liftpose.napari.convert import napari_order
+
+    data, kwargs, _ = points_tuple(poses, name="tracks")
+    plain = napari.Viewer(show=True, title="napari alone (2D)")
+    plain.add_points(data, face_color=kwargs["face_color"], size=kwargs["size"], border_width=0)
+    xyz = napari_order(lifted.coords)  # (frames, individuals, keypoints, z y x)
+    t = np.broadcast_to(np.arange(lifted.n_frames)[:, None, None, None], xyz.shape[:3] + (1,))
+    rows = np.concatenate([t, xyz], axis=-1).reshape(-1, 4)
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    plain3d = napari.Viewer(show=True, ndisplay=3, title="napari alone (3D)")
+    plain3d.add_points(rows, size=float(np.nanstd(lifted.coords)) / 20, border_width=0)
+    return plain, plain3d
+
+
 def median_ms(fn, repeats: int) -> float:
     times = []
     for i in range(repeats):
@@ -62,6 +140,9 @@ def main() -> None:
     parser.add_argument("--keypoints", type=int, default=20)
     parser.add_argument("--model", choices=["mlp", "temporal"], default="mlp")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
 
     import napari
     from qtpy.QtWidgets import QApplication
@@ -123,6 +204,24 @@ def main() -> None:
         drag(i)  # warm-up
     t_relift = 1000 * float(np.median([drag(i) for i in range(3, 33)]))
     t_ours = median_ms(lambda i: live.relift((i * 7919) % args.frames), 30)
+    fps_ours = playback_fps([viewer], args.frames)
+
+    plain, plain3d = floor_viewers(poses, lifted)
+    QApplication.processEvents()
+
+    def step_floor(i: int) -> None:  # the same steps, napari alone, both viewers repainted
+        plain.dims.set_current_step(0, (i * 4099) % args.frames)
+        plain3d.dims.set_current_step(0, (i * 4099) % args.frames)
+        QApplication.processEvents()
+
+    step_floor(0)
+    t_floor = median_ms(step_floor, 30)
+    fps_floor = playback_fps([plain, plain3d], args.frames)
+    plain.close()
+    plain3d.close()
+    QApplication.processEvents()
+    t_step_again = median_ms(step, 30)  # ours once more, after the floor (machine drift)
+    t_cancel = cancel_seconds(args.keypoints, args.model)
     n = args.frames * args.animals
     print(
         f"{args.frames} frames x {args.animals} animals x {args.keypoints} keypoints, "
@@ -138,6 +237,18 @@ def main() -> None:
     ):
         print(f"{name:42s} {value:9.3g}{unit:>2s} {target:9.3g}{unit:>2s} {value / target:7.2f}")
     print(f"(batch lifting of {n} poses: {t_lift:.2f} s = {n / t_lift:,.0f} poses/s)")
+    ours = min(t_step, t_step_again)
+    print()
+    print(f"{'time-slider step, both views repainted':42s} {'ms':>9s}")
+    print(f"{'  napari alone, same layers (floor)':42s} {t_floor:9.3g}")
+    print(
+        f"{'  napari + napari-liftpose (ours)':42s} {ours:9.3g}  (runs: {t_step:.3g}, {t_step_again:.3g})"
+    )
+    print(f"{'  ratio ours / floor (target <= 1.10)':42s} {ours / t_floor:9.2f}")
+    print(f"{'playback, 30 fps requested, both views':42s} {'fps':>9s}")
+    print(f"{'  napari alone, same layers':42s} {fps_floor:9.3g}")
+    print(f"{'  napari + napari-liftpose':42s} {fps_ours:9.3g}")
+    print(f"{'Cancel: flag set mid-epoch -> train returns':42s} {t_cancel:8.2f}s (target < 1 s)")
     viewer.close()
 
 
