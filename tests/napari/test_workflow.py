@@ -124,6 +124,7 @@ def test_lifting_adds_a_3d_dock_whose_points_are_drawn(lifted, qtbot):
     drawn = view.qt_viewer.screenshot(flash=False)
     points3d.visible = False
     view.model.layers[f"{points2d.name} 3D bones"].visible = False
+    view.model.axes.visible = False  # the view's labelled axes are drawn in colour too
     qtbot.wait(200)
     blank = view.qt_viewer.screenshot(flash=False)
     assert _colored_pixels(drawn) > 100

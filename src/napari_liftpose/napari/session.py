@@ -280,6 +280,8 @@ class LiftSession:
                 return np.zeros(0, dtype=np.int64)
             pose = np.asarray(pose, dtype=np.float64)
             before = entry.tracks.coords[frame]
+            # layers hold float32: a point equal at that precision did not move
+            pose = np.where(pose.astype(np.float32) == before.astype(np.float32), before, pose)
             if edited is None:
                 same = (pose == before) | (np.isnan(pose) & np.isnan(before))
                 edited = ~same.all(-1)

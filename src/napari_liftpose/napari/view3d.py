@@ -55,13 +55,14 @@ class PoseView3D:
         from napari.components import ViewerModel
         from napari.qt import QtViewer
 
+        viewer = _unproxied(viewer)
         self._main = weakref.ref(viewer)
         self.model = ViewerModel(title="3D poses", ndisplay=3)
         self.qt_viewer = QtViewer(self.model)
-        self.dock = viewer.window.add_dock_widget(
-            self.qt_viewer, name="3D poses", area=area, tabify=False
-        )
-        _give_room(viewer.window._qt_window, self.dock)
+        viewer.window.add_dock_widget(self.qt_viewer, name="3D poses", area=area, tabify=False)
+        self.dock = _dock_of(self.qt_viewer)  # the QDockWidget itself (Qt's parent of the canvas)
+        self._window = self.dock.parentWidget()  # napari's main window, by Qt's own API
+        _give_room(self.dock)
         follow_skeletons(self.model, canvas=self.qt_viewer.canvas)
         self._syncing = False
         self.dock.destroyed.connect(self._dock_gone)
@@ -69,7 +70,7 @@ class PoseView3D:
         self.model.dims.events.current_step.connect(self._view_moved)
         self.model.dims.events.current_step.connect(self._show_current_frame)
         self._closer = _CloseWith(self)
-        viewer.window._qt_window.installEventFilter(self._closer)
+        self._window.installEventFilter(self._closer)
 
     @property
     def main(self):
@@ -178,8 +179,12 @@ class PoseView3D:
             main.dims.events.current_step.disconnect(self._main_moved)
             if _VIEWS.get(id(main)) is self:
                 _VIEWS.pop(id(main))
-            if self._closer is not None and hasattr(main.window, "_qt_window"):
-                main.window._qt_window.removeEventFilter(self._closer)
+        if self._closer is not None and self._window is not None:
+            try:
+                self._window.removeEventFilter(self._closer)
+            except RuntimeError:  # the window's Qt object is already gone
+                pass
+            self._window = None
         self.model.dims.events.current_step.disconnect(self._view_moved)
         self.model.dims.events.current_step.disconnect(self._show_current_frame)
         if self.qt_viewer is not None:
@@ -187,11 +192,36 @@ class PoseView3D:
             qt_viewer.close()
 
 
-def _give_room(window, dock) -> None:
-    """Put ``dock`` in its own column beside the other docks of its area, ~40% of the width."""
-    from qtpy.QtCore import Qt, QTimer
+def _unproxied(viewer):
+    """The viewer itself when napari handed the plugin a ``PublicOnlyProxy`` of it.
+
+    Plugin widgets opened by napari (Plugins menu, ``add_plugin_dock_widget``, ``napari -w``) get
+    a proxy; one viewer has one 3D view whichever way it is reached, so views are kept by the
+    viewer itself. Only the viewer's public API is used.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def _dock_of(widget):
+    """The ``QDockWidget`` holding ``widget`` (found through Qt parents, not napari internals)."""
     from qtpy.QtWidgets import QDockWidget
 
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    if parent is None:
+        raise RuntimeError("the 3D view was not docked")
+    return parent
+
+
+def _give_room(dock) -> None:
+    """Put ``dock`` in its own column beside the other docks of its area, ~40% of the width."""
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QDockWidget, QMainWindow
+
+    window = dock.parentWidget()
+    if not isinstance(window, QMainWindow):
+        return  # floating or re-parented: nothing to share
     area = window.dockWidgetArea(dock)
     others = [
         d
@@ -234,7 +264,8 @@ def _CloseWith(view: PoseView3D):  # noqa: N802 (a class made on first use: Qt i
 
 
 def get_view3d(viewer) -> PoseView3D:
-    """The 3D view docked in ``viewer``, created on first use."""
+    """The 3D view docked in ``viewer`` (a napari Viewer or the proxy plugins get), made once."""
+    viewer = _unproxied(viewer)
     view = _VIEWS.get(id(viewer))
     if view is not None and (view.main is not viewer or not view.is_open):
         view.close()

@@ -1,7 +1,21 @@
 """The LiftPose dock widget: train or load a lifter, lift 2D layers into the 3D view, evaluate.
 
-Widgets read their controls, call library code and add layers; the work itself lives in
+The widget holds controls only. The state (lifter, lifted poses, edits) and the work on it live in
+a :class:`~napari_liftpose.napari.session.LiftSession` (``widget.session``, no Qt), which uses
 :mod:`napari_liftpose.lifting` and :mod:`napari_liftpose.io` (all of it is also in the CLI).
+
+It works however napari opens it: the Plugins menu, ``napari -w napari-liftpose``,
+``viewer.window.add_plugin_dock_widget("napari-liftpose", "LiftPose")`` (napari then hands it a
+``PublicOnlyProxy`` of the viewer) or ``LiftPoseWidget(viewer)``; it uses napari's public API only.
+
+Scripting (a script or a notebook)::
+
+    _, widget = viewer.window.add_plugin_dock_widget("napari-liftpose", "LiftPose")
+    widget.load_model("lifter.safetensors")
+    widget.lift_layer.value = "walk.slp"
+    widget.lift_selected()                 # in the background; the 3D view docks when done
+    widget.export_3d("walk3d.npz")
+    widget.evaluate_against("walk3d_truth.npz", camera=("calibration.toml", "cam1"))
 """
 
 from __future__ import annotations
@@ -21,25 +35,24 @@ from magicgui.widgets import (
     SpinBox,
 )
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QScrollArea, QSizePolicy, QTabWidget, QVBoxLayout, QWidget
 
-from napari_liftpose.io import read_calibration, read_poses, write_poses
+from napari_liftpose.io import read_calibration, read_poses
+from napari_liftpose.io.calibration import Camera
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.lifting import (
     KnownCamera,
     PairedTracks,
     RandomCameras,
     TrainConfig,
-    evaluate,
-    load_lifter,
     resolve_device,
     train,
 )
 from napari_liftpose.lifting.camera_defaults import default_distance
-from napari_liftpose.lifting.metrics import model_roots
 from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.napari.live import LiveRelift
 from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
+from napari_liftpose.napari.session import LiftSession, read_camera
 from napari_liftpose.napari.view3d import get_view3d
 from napari_liftpose.poses import Poses
 
@@ -52,6 +65,34 @@ class _Relay(QObject):
     """Carries training progress from the worker thread to the GUI thread (queued signal)."""
 
     progressed = Signal(object)
+
+
+class _Failed:
+    """What a worker returns instead of raising (napari would show a second toast for a raise)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _catching(func):
+    """``func`` returning a :class:`_Failed` instead of raising (for worker threads)."""
+
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 (reported once, in the GUI thread)
+            return _Failed(err)
+
+    return run
+
+
+def _wrapping(label: Label) -> Label:
+    """Let ``label`` wrap long messages instead of widening the dock."""
+    native = label.native
+    native.setWordWrap(True)
+    native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    native.setMinimumWidth(50)
+    return label
 
 
 def _range(label: str, lo: float, hi: float, bounds: tuple[float, float]) -> Container:
@@ -86,10 +127,12 @@ def device_description() -> str:
 
 def pose_layers(viewer, n_space: int = 2) -> list:
     """Points layers of ``viewer`` that hold poses of ``n_space`` dimensions."""
+    from napari.layers import Points
+
     return [
         layer
         for layer in viewer.layers
-        if layer._type_string == "points"
+        if isinstance(layer, Points)
         and isinstance(layer.metadata.get(POSES_KEY), Poses)
         and layer.metadata[POSES_KEY].n_space == n_space
     ]
@@ -101,14 +144,21 @@ def layer_poses(layer) -> Poses:
 
 
 class LiftPoseWidget(QWidget):
-    """Train / Model / Lift / Evaluate tabs for one viewer."""
+    """Train / Model / Lift / Evaluate tabs for one viewer.
 
-    def __init__(self, napari_viewer):
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (or the ``PublicOnlyProxy`` of it that napari gives plugin widgets).
+    session : LiftSession, optional
+        The state to show and work on (a new one by default).
+    """
+
+    def __init__(self, napari_viewer, session: LiftSession | None = None):
         super().__init__()
         self.viewer = napari_viewer
-        self.lifter = None
+        self.session = session or LiftSession()
         self.live: dict[str, LiveRelift] = {}  # 2D layer name -> its live re-lift
-        self.lifted: Poses | None = None
         self.last_result = None
         self.loss_curve = LossCurve()
         self.joint_plot = JointErrorPlot()
@@ -136,11 +186,21 @@ class LiftPoseWidget(QWidget):
             self.tabs.addTab(scroll, name)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
-        self.status = Label(value="No lifter yet: train one or load a model file.")
+        self.status = _wrapping(Label(value="No lifter yet: train one or load a model file."))
         layout.addWidget(self.status.native)
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
         self._refresh_layer_choices()
+
+    @property
+    def lifter(self):
+        """The session's lifter (None before one is trained or loaded)."""
+        return self.session.lifter
+
+    @property
+    def lifted(self) -> Poses | None:
+        """A copy of the last lifted 3D poses, with live re-lifts and 3D edits (None before)."""
+        return self.session.lifted() if self.session.has_lifted() else None
 
     # -- building ------------------------------------------------------------------------
     def _build_train_tab(self) -> Container:
@@ -162,7 +222,7 @@ class LiftPoseWidget(QWidget):
         self.model_kind = ComboBox(label="model", choices=["mlp", "temporal"], value="mlp")
         self.epochs = SpinBox(label="epochs", value=30, min=1, max=10000)
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
-        self.device_label = Label(value=f"Trains on: {device_description()}")
+        self.device_label = _wrapping(Label(value=f"Trains on: {device_description()}"))
         self.output = FileEdit(
             label="save model to",
             mode="w",
@@ -207,7 +267,7 @@ class LiftPoseWidget(QWidget):
     def _build_model_tab(self) -> Container:
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model")
-        self.model_info = Label(value="")
+        self.model_info = _wrapping(Label(value=""))
         self.load_button.changed.connect(lambda: self.load_model(self.model_file.value))
         return Container(widgets=[self.model_file, self.load_button, self.model_info])
 
@@ -224,10 +284,25 @@ class LiftPoseWidget(QWidget):
 
     def _build_evaluate_tab(self) -> Container:
         self.truth_file = FileEdit(label="3D ground truth", mode="r")
+        self.eval_calibration = FileEdit(label="camera file", mode="r", filter="*.toml")
+        self.eval_calibration.tooltip = (
+            "calibration.toml of the camera the 2D tracks were filmed with: random-camera "
+            "lifters need it to put the 3D truth in their axes"
+        )
+        self.eval_camera = ComboBox(label="camera name", choices=[])
         self.evaluate_button = PushButton(text="Evaluate")
-        self.metrics_label = Label(value="")
+        self.metrics_label = _wrapping(Label(value=""))
+        self.eval_calibration.changed.connect(self._on_eval_calibration)
         self.evaluate_button.changed.connect(lambda: self.evaluate_against(self.truth_file.value))
-        return Container(widgets=[self.truth_file, self.evaluate_button, self.metrics_label])
+        return Container(
+            widgets=[
+                self.truth_file,
+                self.eval_calibration,
+                self.eval_camera,
+                self.evaluate_button,
+                self.metrics_label,
+            ]
+        )
 
     # -- small reactions -----------------------------------------------------------------
     def _refresh_layer_choices(self, event=None) -> None:
@@ -258,12 +333,21 @@ class LiftPoseWidget(QWidget):
             _set_range(self.distance, *default_distance(libraries))
 
     def _on_calibration(self, event=None) -> None:
+        self._fill_camera_names(self.calibration.value, self.camera_name)
+
+    def _on_eval_calibration(self, event=None) -> None:
+        self._fill_camera_names(self.eval_calibration.value, self.eval_camera)
+
+    def _fill_camera_names(self, path, combo: ComboBox) -> None:
+        if not Path(path).is_file():
+            combo.choices = []
+            return
         try:
-            cameras = read_calibration(self.calibration.value)
+            cameras = read_calibration(path)
         except PoseFileError as err:
             self._error(str(err))
             return
-        self.camera_name.choices = list(cameras)
+        combo.choices = list(cameras)
 
     def _error(self, message: str) -> None:
         from napari.utils.notifications import show_error
@@ -322,7 +406,7 @@ class LiftPoseWidget(QWidget):
         self.loss_curve.reset()
         self._pbar = progress(total=config.epochs, desc="Training lifter")
         self._worker = create_worker(
-            train,
+            _catching(train),
             library,
             camera,
             self.output.value,
@@ -353,6 +437,9 @@ class LiftPoseWidget(QWidget):
             pbar.update(1)
 
     def _training_done(self, result) -> None:
+        if isinstance(result, _Failed):
+            self._training_failed(result.error)
+            return
         self.last_result = result
         if result.written:
             self.load_model(result.path)
@@ -373,37 +460,58 @@ class LiftPoseWidget(QWidget):
 
     # -- model ---------------------------------------------------------------------------
     def load_model(self, path) -> bool:
-        """Load a lifter file; check it against the selected 2D layer's keypoints."""
+        """Load a lifter file and check it against the selected 2D layer's keypoints.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.safetensors`` lifter file (trained here, with the CLI or by a colleague).
+
+        Returns
+        -------
+        bool
+            True when loaded. A file that fails to load changes nothing (the previous lifter
+            stays) and says why in the status line and one notification.
+        """
         try:
-            lifter = load_lifter(path)
+            self.session.load_model(path)
         except (PoseFileError, ValueError, OSError) as err:
             self._error(str(err))
             return False
-        self.lifter = lifter
-        meta = lifter.meta
-        self.model_info.value = (
-            f"{Path(path).name}: {meta['architecture']['type']} on {len(lifter.keypoints)} "
-            f"keypoints, camera: {meta.get('camera', {}).get('kind', '?')}, "
-            f"device: {lifter.device.type}"
-        )
+        self.model_info.value = self.session.model_summary()
         self.status.value = f"Lifter loaded: {Path(path).name}"
+        if self.session.needs_camera():
+            self.model_info.value += (
+                "\nRandom-camera lifter: to evaluate, give the camera the 2D tracks were filmed "
+                "with (Evaluate tab)."
+            )
         if self.lift_layer.value:
             try:
-                lifter.match(self.viewer.layers[self.lift_layer.value].metadata[POSES_KEY])
+                self.session.check_fits(
+                    self.viewer.layers[self.lift_layer.value].metadata[POSES_KEY]
+                )
             except ValueError as err:
                 self._error(f"{Path(path).name} does not fit layer {self.lift_layer.value}: {err}")
         return True
 
     # -- lifting -------------------------------------------------------------------------
     def lift_selected(self, then=None):
-        """Lift the selected 2D layer in a worker thread, then show it in the 3D view.
+        """Lift the selected 2D layer (``lift_layer``) in a worker thread; show it in the 3D view.
 
-        ``then`` (optional) is called with the 3D layer once it is shown. Returns the worker
-        (None if nothing could be started).
+        Parameters
+        ----------
+        then : callable, optional
+            Called with the 3D layer once it is shown.
+
+        Returns
+        -------
+        worker or None
+            napari's worker (``worker.finished`` tells when it is over); None if nothing could
+            be started (no lifter, no layer, keypoints that do not fit: the status says why).
         """
         from napari.qt.threading import create_worker
 
-        if self.lifter is None:
+        if self.session.lifter is None:
             self._error("No lifter: train one or load a model file first")
             return None
         if not self.lift_layer.value:
@@ -411,58 +519,94 @@ class LiftPoseWidget(QWidget):
             return None
         layer = self.viewer.layers[self.lift_layer.value]
         try:
-            poses = self.lifter.match(layer_poses(layer))
+            tracks = layer_poses(layer)
+            self.session.check_fits(tracks)
         except ValueError as err:
             self._error(f"{layer.name}: {err}")
             return None
-        worker = create_worker(self.lifter.lift, poses)
+        worker = create_worker(_catching(self.session.compute_lift), tracks)
 
-        def done(lifted: Poses) -> None:
-            layer3d = self.show_lifted(layer, lifted)
+        def done(result) -> None:
+            if isinstance(result, _Failed):
+                self._error(f"{layer.name}: lifting failed: {result.error}")
+                return
+            lifter, lifted = result
+            self.session.keep_lift(layer.name, tracks, lifter, lifted)
+            layer3d = self.show_lifted(layer)
             if then is not None:
                 then(layer3d)
 
         worker.returned.connect(done)
-        worker.errored.connect(lambda err: self._error(f"{layer.name}: lifting failed: {err}"))
         self.status.value = f"Lifting {layer.name}..."
         worker.start()
         return worker
 
-    def show_lifted(self, layer, lifted: Poses):
-        """Add ``lifted`` to the 3D view, colored like ``layer``, and tie it for live re-lifting."""
+    def show_lifted(self, layer):
+        """Show the session's 3D of ``layer`` in the 3D view and tie them for live re-lifting."""
         view = get_view3d(self.viewer)
+        lifted = self.session.lifted(layer.name)  # the view gets a copy; the session keeps its own
         layer3d = view.add_poses(lifted, name=f"{layer.name} 3D")
         self.viewer.reset_view()  # the main canvas narrowed when the 3D view docked
         if layer.name in self.live:
             self.live.pop(layer.name).disconnect()
-        self.live[layer.name] = LiveRelift(self.lifter, layer, layer3d)
-        self.lifted = lifted
+        self.live[layer.name] = LiveRelift(self.session, layer.name, layer, layer3d)
         self.status.value = f"Lifted {layer.name}: {lifted.n_frames} frames"
         return layer3d
 
     def export_3d(self, path) -> Path | None:
-        """Write the last lifted 3D poses (with live re-lifts) to ``.npz``, ``.h5`` or ``.csv``."""
-        if self.lifted is None:
-            self._error("Nothing lifted yet")
-            return None
+        """Write the last lifted 3D poses (with live re-lifts and 3D edits) to a file.
+
+        Parameters
+        ----------
+        path : str or Path
+            ``.npz``, ``.h5`` or ``.csv``.
+
+        Returns
+        -------
+        Path or None
+            The file written; None on failure (the status says why).
+        """
         try:
-            written = write_poses(self.lifted, path)
-        except (PoseFileError, OSError) as err:
+            written = self.session.export(path)
+        except (PoseFileError, ValueError, OSError) as err:
             self._error(str(err))
             return None
         self._info(f"3D poses written to {written}")
         return written
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate_against(self, path) -> dict | None:
-        """Compare the lifted 3D with a ground-truth file; show the metrics and a per-joint plot."""
-        if self.lifted is None or self.lifter is None:
+    def _camera_for_evaluation(self, camera) -> Camera | None:
+        if isinstance(camera, Camera):
+            return camera
+        if camera is not None:  # (calibration file, camera name) or a calibration file
+            path, name = camera if isinstance(camera, (tuple, list)) else (camera, None)
+            return read_camera(path, name)
+        if Path(self.eval_calibration.value).is_file():
+            return read_camera(self.eval_calibration.value, self.eval_camera.value)
+        return None
+
+    def evaluate_against(self, path, camera=None) -> dict | None:
+        """Compare the lifted 3D with a ground-truth file; show the metrics and a per-joint plot.
+
+        Parameters
+        ----------
+        path : str or Path
+            3D ground truth of the lifted frames, in the library's (world) axes.
+        camera : Camera, (calibration file, camera name) or calibration file, optional
+            The camera the 2D tracks were filmed with; random-camera lifters need it. Default:
+            the Evaluate tab's camera fields.
+
+        Returns
+        -------
+        dict or None
+            The metrics (see :func:`napari_liftpose.lifting.evaluate`); None on failure.
+        """
+        if not self.session.has_lifted():
             self._error("Lift a 2D layer first, then evaluate against its 3D ground truth")
             return None
         try:
-            truth = self.lifter.truth_in_output_frame(read_poses(path))
-            metrics = evaluate(self.lifted, truth, *model_roots(self.lifter.meta))
-        except (PoseFileError, ValueError) as err:
+            metrics = self.session.evaluate(path, self._camera_for_evaluation(camera))
+        except (PoseFileError, ValueError, OSError) as err:
             self._error(str(err))
             return None
         units = metrics["units"]
