@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_liftpose import Poses
-from napari_liftpose.lifting import RandomCameras, TrainConfig, load_lifter, train
+from napari_liftpose.lifting import RandomCameras, TrainConfig, train
 from napari_liftpose.napari.layers import points_tuple
 from napari_liftpose.napari.skeleton import follow_skeletons
 
@@ -148,8 +148,10 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from napari_liftpose.napari.live import LiveRelift
+    from napari_liftpose.napari.session import LiftSession
     from napari_liftpose.napari.view3d import get_view3d
 
+    session = LiftSession()
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / "bench.safetensors"
         train(
@@ -158,10 +160,10 @@ def main() -> None:
             model_path,
             TrainConfig(model=args.model, epochs=1, device="cpu"),
         )
-        lifter = load_lifter(model_path, device="cpu")
+        session.load_model(model_path, device="cpu")
     poses = tracks_2d(args.frames, args.animals, args.keypoints)
     start = time.perf_counter()
-    lifted = lifter.lift(poses)
+    lifted = session.lift("tracks", poses)
     t_lift = time.perf_counter() - start
 
     viewer = napari.Viewer(show=True)
@@ -174,7 +176,7 @@ def main() -> None:
     points3d = view.add_poses(lifted, name="tracks 3D")
     QApplication.processEvents()
     t_add3d = time.perf_counter() - start
-    live = LiveRelift(lifter, points2d, points3d)
+    live = LiveRelift(session, "tracks", points2d, points3d)
 
     def step_sliced(i: int) -> None:  # both viewers re-slice their layers (no repaint)
         viewer.dims.set_current_step(0, (i * 4099 + 17) % args.frames)
