@@ -9,6 +9,12 @@ from napari_liftpose.io import read_calibration, read_poses
 from napari_liftpose.lifting import KnownCamera, TrainConfig, train
 
 
+@pytest.fixture(autouse=True)
+def _private_plugin_state(tmp_path, monkeypatch):
+    """The one-time "remember the reader" offer records itself here, not in the user's config."""
+    monkeypatch.setenv("NAPARI_LIFTPOSE_STATE", str(tmp_path / "napari-liftpose-state.json"))
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
     """Demo files (library, camera, video, 2D tracks, truth) and a lifter trained on them."""

@@ -219,3 +219,30 @@ def test_the_3d_view_refuses_new_points_instead_of_dropping_them(
     layer.add([FRAME, 1.0, 2.0, 3.0])
     np.testing.assert_array_equal(layer.data, before)
     assert any("not added in the 3D view" in message for message in notifications)
+
+
+def test_removing_a_point_outside_the_others_keeps_the_bones_right(make_napari_viewer, data_dir):
+    """Removing the point that sets the layer's extent moves the slider before the data event."""
+    viewer, layer, chooser = _open(make_napari_viewer, data_dir / DLC)
+    last = int(layer.data[:, 0].max())
+    chooser[0].value = "nose"
+    layer.add(np.array([last + 5.0, 100.0, 100.0]))  # a new last frame: the slider grows
+    viewer.dims.set_current_step(0, last + 5)
+    assert chooser.editor.undo()  # the slider shrinks back: no IndexError from the skeleton
+    bones = next(lay for lay in viewer.layers if lay._type_string == "vectors")
+    assert np.isfinite(bones.data).all()
+    assert len(layer.data) == np.isfinite(_layer_poses(layer).coords).all(-1).sum()
+
+
+def test_saving_a_layer_with_a_keypoint_placed_twice_writes_nothing_and_says_why(
+    make_napari_viewer, data_dir, tmp_path, notifications
+):
+    viewer, layer, chooser = _open(make_napari_viewer, data_dir / DLC)
+    chooser.editor.detach()  # a script adding points behind the chooser's back
+    row = _row(layer, FRAME, "nose")
+    layer.selected_data = {row}
+    layer.add(layer.data[row] + [0, 1.0, 1.0])  # napari copies the selected point's features
+    target = tmp_path / "out.h5"
+    assert write_tracks(str(target), layer.data, layer.as_layer_data_tuple()[1]) == []
+    assert not target.exists()
+    assert any("nothing written" in m and "nose" in m for m in notifications), notifications

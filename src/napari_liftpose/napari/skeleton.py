@@ -147,6 +147,11 @@ class SkeletonFollower:
         if viewer is None or self.points not in viewer.layers or self.bones not in viewer.layers:
             self.disconnect()
             return
+        index = self._index
+        if index is not None and len(self.points.data) != index.n_rows:
+            # a removal can move the slider (the layer's extent) before its data event: the
+            # row index must follow the rows before the bones read them
+            index.rebuild(self.points.data)
         frame = self.current_frame()
         park = self.points.data[0, 1:] if len(self.points.data) else None  # a point of the data
         vectors = frame_bones(self._pose_of(frame), self.poses.edges, frame, park)

@@ -29,7 +29,11 @@ def write_tracks(path: str, data, attributes: dict) -> list[str]:
     if not isinstance(template, Poses):
         show_error(f"{target}: this layer was not opened by napari-liftpose; nothing written")
         return []
-    poses = poses_from_layer_data(data, attributes["features"], attributes["metadata"])
+    try:
+        poses = poses_from_layer_data(data, attributes["features"], attributes["metadata"])
+    except ValueError as err:  # e.g. a keypoint placed twice in one frame
+        show_error(f"{target}: nothing written: {err}")
+        return []
     if template.source and same_file(target, template.source):
         target = refined_path(target)
         show_info(f"{template.source} is kept as it is; the refined tracks go to {target}")
