@@ -88,6 +88,11 @@ def test_every_tab_works_however_napari_opens_the_dock(
         metrics = widget.evaluate_against(demo.truth)
         assert 0 < metrics["mpjpe"] < 1.0
         assert "MPJPE" in widget.metrics_label.value
+        truth = view.model.layers[f"{demo.truth.name} (truth)"]  # beside the lift, in 3D
+        assert truth.data.shape[1] == 4 and view.model.layers.index(truth) == 0
+        assert all(
+            layer.data.shape[1] == 3 for layer in viewer.layers if "Points" in type(layer).__name__
+        )
     private = [str(w.message) for w in caught if "Private attribute" in str(w.message)]
     assert private == []  # public napari API only
     assert _colored_pixels(drawn) > 100  # the 3D dock's canvas has the points drawn

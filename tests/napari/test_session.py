@@ -122,6 +122,11 @@ def test_evaluate_known_camera_lifter(session, demo):
     assert 0 < metrics["mpjpe"] < 1.0 and metrics["frame"] == "world"
     with pytest.raises(ValueError, match="expected 3D"):
         session.evaluate(demo.tracks)
+    overlay = session.truth_overlay(demo.truth)  # in the lift's axes, on its root
+    lifted = session.lifted()
+    assert overlay.keypoints == session.lifter.keypoints
+    error = np.linalg.norm(overlay.coords - lifted.coords, axis=-1)
+    assert np.nanmean(error) == pytest.approx(metrics["mpjpe"], rel=0.05)
 
 
 def test_evaluate_random_camera_lifter_needs_the_camera_and_agrees_with_the_cli(

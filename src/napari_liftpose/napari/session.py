@@ -358,6 +358,25 @@ class LiftSession:
             Nothing lifted, 2D truth, other frames, or a random-camera lifter without ``camera``
             (PoseFileError, naming the file, where a file is at fault).
         """
+        poses, lifter, truth = self._truth_beside(truth, camera, name)
+        metrics = evaluate(poses, truth, *model_roots(lifter.meta))
+        metrics["frame"] = poses.frame
+        return metrics
+
+    def truth_overlay(
+        self, truth: Poses | str | Path, camera: Camera | None = None, name: str | None = None
+    ) -> Poses:
+        """3D ``truth`` placed over the 3D of ``name``: the lift's axes, keypoints and root.
+
+        The lifted poses are relative to the lifter's first root; so is the returned truth
+        (same checks and ``camera`` as :meth:`evaluate`).
+        """
+        _, lifter, truth = self._truth_beside(truth, camera, name)
+        root = lifter.layout.roots[0]
+        coords = truth.coords - truth.coords[:, :, root : root + 1]
+        return truth.copy(coords=coords, uncertainty=None, suspicion=None)
+
+    def _truth_beside(self, truth, camera, name) -> tuple[Poses, Lifter, Poses]:
         path = None
         if not isinstance(truth, Poses):
             path = truth
@@ -369,7 +388,4 @@ class LiftSession:
             lifter = entry.lifter
         require_same_frames(truth, poses, path, "the lifted poses")
         truth = lifter.match(truth)
-        truth = lifter.truth_in_output_frame(truth, camera, poses.frame)
-        metrics = evaluate(poses, truth, *model_roots(lifter.meta))
-        metrics["frame"] = poses.frame
-        return metrics
+        return poses, lifter, lifter.truth_in_output_frame(truth, camera, poses.frame)

@@ -53,7 +53,7 @@ from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
 from napari_liftpose.napari.live import LiveRelift
 from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
 from napari_liftpose.napari.session import LiftSession, read_camera
-from napari_liftpose.napari.view3d import get_view3d
+from napari_liftpose.napari.view3d import get_view3d, show_truth
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiftPoseWidget"]
@@ -605,10 +605,13 @@ class LiftPoseWidget(QWidget):
             self._error("Lift a 2D layer first, then evaluate against its 3D ground truth")
             return None
         try:
-            metrics = self.session.evaluate(path, self._camera_for_evaluation(camera))
+            camera = self._camera_for_evaluation(camera)
+            metrics = self.session.evaluate(path, camera)
+            truth = self.session.truth_overlay(path, camera)
         except (PoseFileError, ValueError, OSError) as err:
             self._error(str(err))
             return None
+        show_truth(self.viewer, truth, name=f"{Path(path).name} (truth)")  # beside the lift
         units = metrics["units"]
         self.metrics_label.value = (
             f"MPJPE {metrics['mpjpe']:.3g} {units}\nPA-MPJPE {metrics['pa_mpjpe']:.3g} {units}\n"
