@@ -10,9 +10,10 @@ from napari_liftpose.lifting import KnownCamera, TrainConfig, train
 
 
 @pytest.fixture(autouse=True)
-def _private_plugin_state(tmp_path, monkeypatch):
+def _private_plugin_state(tmp_path_factory, monkeypatch):
     """The one-time "remember the reader" offer records itself here, not in the user's config."""
-    monkeypatch.setenv("NAPARI_LIFTPOSE_STATE", str(tmp_path / "napari-liftpose-state.json"))
+    state = tmp_path_factory.mktemp("napari-state") / "napari-liftpose-state.json"
+    monkeypatch.setenv("NAPARI_LIFTPOSE_STATE", str(state))
 
 
 @pytest.fixture(scope="session")

@@ -198,3 +198,23 @@ def test_evaluate_tab_camera_field_serves_random_camera_lifters(
     assert from_field["frame"] == "upright" and np.isfinite(from_field["mpjpe"])
     from_script = widget.evaluate_against(demo.truth, camera=(demo.calibration, "demo"))
     assert from_script["mpjpe"] == pytest.approx(from_field["mpjpe"])
+
+
+def test_the_annotate_tab_after_a_lift_through_the_plugin_dock(viewer_with_walk, demo, qtbot):
+    """The annotator's tools, opened the way napari opens plugins: chooser, queue, Save labels."""
+    viewer, source = viewer_with_walk
+    _, widget = viewer.window.add_plugin_dock_widget("napari-liftpose", "LiftPose")
+    assert viewer.dims.axis_labels[0] == "frame"  # not "-3"
+    assert widget.load_model(demo.model)
+    _lift(widget, source.name, qtbot)
+    widget.show_tab("Annotate")
+    assert widget.annotate_layer.value == source.name
+    assert widget._chooser.editor.layer.name == source.name  # the chooser edits that layer
+    lifted = widget.session.lifted(source.name)
+    ranked = widget.queue.ranked_frames()
+    assert len(ranked) and ranked[0] == int(np.nanargmax(np.nanmax(lifted.suspicion, axis=1)))
+    assert "3D layers" in viewer.window.dock_widgets  # the 3D view's panel
+    widget.save_labels_button.changed.emit(True)  # the button a user clicks
+    refined = source.with_name(source.stem + ".refined" + source.suffix)
+    assert refined.is_file()
+    np.testing.assert_array_equal(read_poses(refined).coords, read_poses(source).coords)

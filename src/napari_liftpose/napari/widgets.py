@@ -1,4 +1,4 @@
-"""The LiftPose dock widget: train or load a lifter, lift 2D layers into the 3D view, evaluate.
+"""The LiftPose dock widget: train or load a lifter, lift into the 3D view, annotate, evaluate.
 
 The widget holds controls only. The state (lifter, lifted poses, edits) and the work on it live in
 a :class:`~napari_liftpose.napari.session.LiftSession` (``widget.session``, no Qt), which uses
@@ -50,8 +50,12 @@ from napari_liftpose.lifting import (
 )
 from napari_liftpose.lifting.camera_defaults import default_distance
 from napari_liftpose.napari.convert import POSES_KEY, poses_from_layer_data
+from napari_liftpose.napari.keypoints import keypoint_chooser
+from napari_liftpose.napari.layers import axis_labels
 from napari_liftpose.napari.live import LiveRelift
-from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve
+from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve, TrainingProgress
+from napari_liftpose.napari.queue import AnnotatorQueue
+from napari_liftpose.napari.save_labels import attach_save_labels
 from napari_liftpose.napari.session import LiftSession, read_camera
 from napari_liftpose.napari.view3d import get_view3d, show_truth
 from napari_liftpose.poses import Poses
@@ -164,15 +168,19 @@ class LiftPoseWidget(QWidget):
         self.joint_plot = JointErrorPlot()
         self._cancel = threading.Event()
         self._worker = None
-        self._pbar = None
+        self._progress: TrainingProgress | None = None
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_progress)
+        self._chooser = None  # the keypoint chooser of the annotated layer
+        self._panel3d = None  # the 3D view's layer panel, docked once
+        self.queue = AnnotatorQueue(self.viewer)
 
         self.tabs = QTabWidget()
         for name, tab, plot in (
             ("Train", self._build_train_tab(), self.loss_curve),
             ("Model", self._build_model_tab(), None),
             ("Lift", self._build_lift_tab(), None),
+            ("Annotate", self._build_annotate_tab(), self.queue),
             ("Evaluate", self._build_evaluate_tab(), self.joint_plot),
         ):
             if plot is not None:  # the plot sits under its controls, always in view with them
@@ -191,6 +199,11 @@ class LiftPoseWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
         self._refresh_layer_choices()
+
+    def show_tab(self, name: str) -> None:
+        """Bring tab ``name`` ("Train", "Model", "Lift", "Annotate", "Evaluate") to the front."""
+        names = [self.tabs.tabText(i) for i in range(self.tabs.count())]
+        self.tabs.setCurrentIndex(names.index(name))
 
     @property
     def lifter(self):
@@ -282,6 +295,31 @@ class LiftPoseWidget(QWidget):
             widgets=[self.lift_layer, self.lift_button, self.export_path, self.export_button]
         )
 
+    def _build_annotate_tab(self) -> Container:
+        self.annotate_layer = ComboBox(label="2D layer", choices=[])
+        self.annotate_layer.changed.connect(self._annotate)
+        self.save_labels_button = attach_save_labels(self.viewer)
+        self._chooser_box = Container(widgets=[], labels=False)
+        return Container(
+            widgets=[self.annotate_layer, self._chooser_box, self.save_labels_button]
+        )
+
+    def _annotate(self, event=None) -> None:
+        """Give the chosen 2D layer the keypoint chooser, and the queue its layer and lift."""
+        if self._chooser is not None:
+            self._chooser.editor.detach()
+            self._chooser_box.remove(self._chooser)
+            self._chooser = None
+        name = self.annotate_layer.value
+        if not name or name not in self.viewer.layers:
+            return
+        layer = self.viewer.layers[name]
+        self._chooser = keypoint_chooser(self.viewer, layer)
+        self._chooser_box.append(self._chooser)
+        self.queue.set_points(layer)
+        if self.session.has_lifted(name):
+            self.queue.set_lifted(self.session.lifted(name))
+
     def _build_evaluate_tab(self) -> Container:
         self.truth_file = FileEdit(label="3D ground truth", mode="r")
         self.eval_calibration = FileEdit(label="camera file", mode="r", filter="*.toml")
@@ -306,12 +344,16 @@ class LiftPoseWidget(QWidget):
 
     # -- small reactions -----------------------------------------------------------------
     def _refresh_layer_choices(self, event=None) -> None:
-        names = [layer.name for layer in pose_layers(self.viewer, 2)]
-        for combo in (self.paired_layer, self.lift_layer):
+        layers = pose_layers(self.viewer, 2)
+        names = [layer.name for layer in layers]
+        for combo in (self.paired_layer, self.lift_layer, self.annotate_layer):
             current = combo.value
             combo.choices = names
             if current in names:
                 combo.value = current
+        if layers and self.viewer.dims.ndim == 3:  # the time slider reads "frame", not "-3"
+            units = layer_poses(layers[0]).units
+            self.viewer.dims.axis_labels = axis_labels(units, 2)
 
     def _show_camera_controls(self, event=None) -> None:
         mode = self.camera_mode.value
@@ -404,7 +446,9 @@ class LiftPoseWidget(QWidget):
         roots = [r.strip() for r in self.roots.value.split(",") if r.strip()] or None
         self._cancel.clear()
         self.loss_curve.reset()
-        self._pbar = progress(total=config.epochs, desc="Training lifter")
+        self._progress = TrainingProgress(
+            self.loss_curve, progress(total=config.epochs, desc="Training lifter")
+        )
         self._worker = create_worker(
             _catching(train),
             library,
@@ -429,12 +473,9 @@ class LiftPoseWidget(QWidget):
         self.status.value = "Cancelling..."
 
     def _on_progress(self, update) -> None:
-        self.loss_curve.add(update.epoch, update.train_loss, update.val_loss)
-        pbar = self._pbar  # napari's bar processes events: the run may end inside update()
-        if pbar is not None:
-            if update.val_mpjpe is not None:
-                pbar.set_description(f"Training: val MPJPE {update.val_mpjpe:.3g}")
-            pbar.update(1)
+        # records only: napari's bar processes Qt events, so it is moved by a timer, never here
+        if self._progress is not None:
+            self._progress.push(update)
 
     def _training_done(self, result) -> None:
         if isinstance(result, _Failed):
@@ -451,9 +492,9 @@ class LiftPoseWidget(QWidget):
         self._error(f"Training failed: {error}")
 
     def _training_finished(self) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
         self._worker = None
         self.train_button.enabled = True
         self.cancel_button.enabled = False
@@ -550,6 +591,12 @@ class LiftPoseWidget(QWidget):
         if layer.name in self.live:
             self.live.pop(layer.name).disconnect()
         self.live[layer.name] = LiveRelift(self.session, layer.name, layer, layer3d)
+        if self._panel3d is None:  # the 3D view's layer visibility, point size and legends
+            self._panel3d = view.panel()
+            self.viewer.window.add_dock_widget(self._panel3d, name="3D layers", area="right")
+        self.annotate_layer.value = layer.name  # the queue follows the layer just lifted
+        self.queue.set_points(layer)
+        self.queue.set_lifted(lifted)
         self.status.value = f"Lifted {layer.name}: {lifted.n_frames} frames"
         return layer3d
 
@@ -620,5 +667,5 @@ class LiftPoseWidget(QWidget):
         )
         per_joint = metrics["per_joint_mpjpe"]
         self.joint_plot.show_errors(list(per_joint), list(per_joint.values()), units)
-        self.tabs.setCurrentIndex(3)
+        self.show_tab("Evaluate")
         return metrics
