@@ -593,6 +593,7 @@ class LiftPoseWidget(QWidget):
         self.live[layer.name] = LiveRelift(self.session, layer.name, layer, layer3d)
         if self._panel3d is None:  # the 3D view's layer visibility, point size and legends
             self._panel3d = view.panel()
+            self._panel3d.setMinimumHeight(200)  # its rows and legends stay readable
             self.viewer.window.add_dock_widget(self._panel3d, name="3D layers", area="right")
         self.annotate_layer.value = layer.name  # the queue follows the layer just lifted
         self.queue.set_points(layer)
