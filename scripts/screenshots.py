@@ -15,8 +15,6 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 
 from napari_liftpose.demo import build_demo_files
-from napari_liftpose.napari.view3d import get_view3d
-from napari_liftpose.napari.widgets import LiftPoseWidget
 
 
 def settle(seconds: float = 0.5) -> None:
@@ -28,7 +26,7 @@ def settle(seconds: float = 0.5) -> None:
 
 def save(viewer, path: Path) -> None:
     settle()
-    viewer.window._qt_window.grab().save(str(path))
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
     print("wrote", path)
 
 
@@ -36,13 +34,12 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     files = build_demo_files(Path(tempfile.mkdtemp()) / "demo")
     viewer = napari.Viewer(title="napari-liftpose")
-    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window.resize(1600, 1000)
     viewer.open(files.tracks, plugin="napari-liftpose")
     viewer.dims.set_current_step(0, 120)
     save(viewer, out / "1-open-tracks.png")
 
-    widget = LiftPoseWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="LiftPose", area="right")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-liftpose", "LiftPose")
     widget.library.value = [str(files.library)]
     widget.camera_mode.value = "calibration file"
     widget.calibration.value = files.calibration
@@ -55,15 +52,13 @@ def main(out: Path) -> None:
         settle(0.2)
     save(viewer, out / "2-train.png")
 
-    widget.tabs.setCurrentIndex(2)
+    widget.show_tab("Lift")
     widget.lift_layer.value = files.tracks.name
     shown = []
     widget.lift_selected(then=shown.append)
     while not shown:
         settle(0.1)
-    view = get_view3d(viewer)
-    getattr(view.model, "scene", view.model).camera.angles = (-20, 35, 150)  # napari >= 0.9: .scene
-    viewer.dims.set_current_step(0, 120)
+    viewer.dims.set_current_step(0, 120)  # the 3D view starts oblique, fitted to the animal
     save(viewer, out / "3-lift-3d-view.png")
 
     points = viewer.layers[files.tracks.name]
@@ -75,9 +70,12 @@ def main(out: Path) -> None:
     points.selected_data = {row}
     save(viewer, out / "4-live-relift.png")
 
-    widget.tabs.setCurrentIndex(3)
+    widget.show_tab("Annotate")  # keypoint chooser, Save labels, the queue ranked by suspicion
+    save(viewer, out / "6-annotate.png")
+
+    widget.show_tab("Evaluate")
     widget.truth_file.value = files.truth
-    widget.evaluate_against(files.truth)
+    widget.evaluate_against(files.truth)  # the truth is overlaid, muted, in the 3D view
     save(viewer, out / "5-evaluate.png")
     viewer.close()
 
