@@ -39,8 +39,9 @@ def add_parser(subparsers) -> None:
         help="list the frames whose lifted pose looks most wrong",
         description=(
             "Lift TRACKS_2D with MODEL and print the most suspicious (frame, individual) poses "
-            "first: rank, frame (from 0), individual, score (0 to 1; 0.5 = a feature 3 robust "
-            "deviations above the file's typical value) and the main reason."
+            "first: rank, frame (from 0), individual, score (0 to 1; 0.5 = features together 5 "
+            "robust deviations above the file's typical value, which about 5% of clean frames "
+            "reach) and the main reason."
         ),
     )
     p.add_argument("model", metavar="MODEL")
