@@ -368,8 +368,9 @@ def calibrate(
     err_h = np.linalg.norm(pred_h - truth, axis=-1)
     hidden = np.maximum(_factors(err_h, spread_h, floor, hide[:, out] & seen, coverage), visible)
 
-    # 3. the root hidden in the output frames: re-estimated as Lifter.lift does
-    xr, cr = x.copy(), conf.copy()
+    # 3. the root hidden in the output frames (re-estimated as Lifter.lift does), with keypoints
+    # hidden as in 2: a root is rarely lost alone (an occlusion hides its neighbours too)
+    xr, cr = xh.copy(), ch.copy()
     xr[:, out, root], cr[:, out, root] = np.nan, 0.0
     seq = np.swapaxes(xr, 0, 1)
     seq, estimated = lifter.with_root(seq)
@@ -377,7 +378,7 @@ def calibrate(
     cr[np.swapaxes(estimated, 0, 1), root] = 1.0
     pred_r, spread_r = lifted(xr, cr)
     err_r = np.linalg.norm(pred_r - truth, axis=-1)
-    rootless = _factors(err_r, spread_r, floor, np.isfinite(xr[:, out]).all(-1), coverage)
+    rootless = _factors(err_r, spread_r, floor, ~hide[:, out] & seen, coverage)
     rootless = np.maximum(rootless, visible)
 
     cal = Calibration(coverage, draws, noise, floor, visible, hidden, rootless)
