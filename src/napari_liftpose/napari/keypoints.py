@@ -414,7 +414,8 @@ def keypoint_chooser(viewer, layer, advance: bool = True):
     Returns
     -------
     magicgui.widgets.Container
-        The chooser; its ``editor`` attribute is the :class:`KeypointEditor` (scripting, undo).
+        The chooser; its ``editor`` attribute is the :class:`KeypointEditor` (scripting, undo),
+        its ``detach()`` gives the layer back napari's own editing.
     """
     from magicgui.widgets import ComboBox, Container, Label, PushButton
 
@@ -471,5 +472,13 @@ def keypoint_chooser(viewer, layer, advance: bool = True):
     editor.on_change(refresh)
     viewer.dims.events.current_step.connect(refresh)
     layer.events.data.connect(refresh)
+
+    def detach() -> None:
+        """Give the layer back napari's own editing and stop following the viewer."""
+        editor.detach()
+        viewer.dims.events.current_step.disconnect(refresh)
+        layer.events.data.disconnect(refresh)
+
+    container.detach = detach
     refresh()
     return container

@@ -40,7 +40,15 @@ from napari_liftpose.napari.layers import (
 from napari_liftpose.napari.skeleton import COLOR_KEY, follow_skeletons
 from napari_liftpose.poses import Poses
 
-__all__ = ["PoseView3D", "get_view3d", "fit_view", "show_truth", "UncertaintySizes", "View3DPanel"]
+__all__ = [
+    "PoseView3D",
+    "get_view3d",
+    "reveal",
+    "fit_view",
+    "show_truth",
+    "UncertaintySizes",
+    "View3DPanel",
+]
 
 #: Layer metadata key: the point size a pose layer was made with (the size control scales it).
 BASE_SIZE_KEY = "liftpose_base_size"
@@ -112,6 +120,11 @@ class PoseView3D:
     def _set_time(viewer, frame: int) -> None:
         if viewer.dims.ndim and time_point(viewer.dims) != frame:
             viewer.dims.set_point(0, frame)  # clamped to the viewer's range
+
+    def reveal(self) -> None:
+        """Show the 3D dock again if the user hid it (its title bar's hide button)."""
+        if self.dock is not None:
+            reveal(self.qt_viewer)
 
     def add_poses(self, poses: Poses, name: str, color=None):
         """Add 3D ``poses`` as a Points layer ``(t, z, y, x)`` (bones follow automatically).
@@ -212,6 +225,26 @@ def _dock_of(widget):
     if parent is None:
         raise RuntimeError("the 3D view was not docked")
     return parent
+
+
+def reveal(widget) -> bool:
+    """Show the dock holding ``widget`` if it was hidden; False if ``widget`` is not docked.
+
+    A widget whose Qt object is gone (its dock was closed) is not docked.
+    """
+    from qtpy.QtWidgets import QDockWidget
+
+    try:
+        parent = widget.parentWidget()
+    except RuntimeError:  # the Qt object was deleted with its dock
+        return False
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    if parent is None:
+        return False
+    if parent.isHidden():
+        parent.show()
+    return True
 
 
 def _give_room(dock) -> None:

@@ -57,7 +57,7 @@ from napari_liftpose.napari.loss_plot import JointErrorPlot, LossCurve, Training
 from napari_liftpose.napari.queue import AnnotatorQueue
 from napari_liftpose.napari.save_labels import attach_save_labels
 from napari_liftpose.napari.session import LiftSession, read_camera
-from napari_liftpose.napari.view3d import get_view3d, show_truth
+from napari_liftpose.napari.view3d import get_view3d, reveal, show_truth
 from napari_liftpose.poses import Poses
 
 __all__ = ["LiftPoseWidget"]
@@ -142,6 +142,21 @@ def pose_layers(viewer, n_space: int = 2) -> list:
     ]
 
 
+def _layer_id(layer) -> int:
+    """The identity of ``layer`` (napari's ``PublicOnlyProxy`` makes a new proxy per access)."""
+    return id(getattr(layer, "__wrapped__", layer))
+
+
+def _unset(path) -> bool:
+    """True for an empty file field (magicgui's ``FileEdit`` reads ``Path(".")`` then)."""
+    return path is None or str(path).strip() in ("", ".")
+
+
+def _holds(viewer, layer) -> bool:
+    """True while ``layer`` is still in ``viewer`` (either may be napari's ``PublicOnlyProxy``)."""
+    return any(_layer_id(other) == _layer_id(layer) for other in viewer.layers)
+
+
 def layer_poses(layer) -> Poses:
     """The poses a pose Points layer shows now (with the user's edits)."""
     return poses_from_layer_data(layer.data, layer.features, layer.metadata)
@@ -171,7 +186,8 @@ class LiftPoseWidget(QWidget):
         self._progress: TrainingProgress | None = None
         self._relay = _Relay()
         self._relay.progressed.connect(self._on_progress)
-        self._chooser = None  # the keypoint chooser of the annotated layer
+        self._chooser = None  # the keypoint chooser shown: the annotated layer's
+        self._choosers: dict[int, Container] = {}  # every 2D pose layer's chooser, by layer id
         self._panel3d = None  # the 3D view's layer panel, docked once
         self.queue = AnnotatorQueue(self.viewer)
 
@@ -300,25 +316,39 @@ class LiftPoseWidget(QWidget):
         self.annotate_layer.changed.connect(self._annotate)
         self.save_labels_button = attach_save_labels(self.viewer)
         self._chooser_box = Container(widgets=[], labels=False)
-        return Container(
-            widgets=[self.annotate_layer, self._chooser_box, self.save_labels_button]
-        )
+        return Container(widgets=[self.annotate_layer, self._chooser_box, self.save_labels_button])
 
     def _annotate(self, event=None) -> None:
-        """Give the chosen 2D layer the keypoint chooser, and the queue its layer and lift."""
-        if self._chooser is not None:
-            self._chooser.editor.detach()
-            self._chooser_box.remove(self._chooser)
-            self._chooser = None
+        """Show the chosen 2D layer's keypoint chooser; give the queue that layer and its lift."""
+        self._follow_pose_layers()
         name = self.annotate_layer.value
-        if not name or name not in self.viewer.layers:
+        layer = self.viewer.layers[name] if name and name in self.viewer.layers else None
+        self._chooser = self._choosers.get(_layer_id(layer)) if layer is not None else None
+        for chooser in self._choosers.values():
+            chooser.visible = chooser is self._chooser
+        if layer is None:
             return
-        layer = self.viewer.layers[name]
-        self._chooser = keypoint_chooser(self.viewer, layer)
-        self._chooser_box.append(self._chooser)
         self.queue.set_points(layer)
         if self.session.has_lifted(name):
             self.queue.set_lifted(self.session.lifted(name))
+
+    def _follow_pose_layers(self) -> None:
+        """Give every 2D pose layer its keypoint chooser; removed layers lose theirs.
+
+        A layer without one would add points through napari's own add, which takes the keypoint
+        of the last selected point: every pose layer is guarded, whichever the Annotate tab shows.
+        """
+        layers = {_layer_id(layer): layer for layer in pose_layers(self.viewer, 2)}
+        for key in [key for key in self._choosers if key not in layers]:
+            chooser = self._choosers.pop(key)
+            chooser.detach()
+            self._chooser_box.remove(chooser)
+        for key, layer in layers.items():
+            if key not in self._choosers:
+                chooser = keypoint_chooser(self.viewer, layer)
+                chooser.visible = False
+                self._choosers[key] = chooser
+                self._chooser_box.append(chooser)
 
     def _build_evaluate_tab(self) -> Container:
         self.truth_file = FileEdit(label="3D ground truth", mode="r")
@@ -346,11 +376,15 @@ class LiftPoseWidget(QWidget):
     def _refresh_layer_choices(self, event=None) -> None:
         layers = pose_layers(self.viewer, 2)
         names = [layer.name for layer in layers]
+        for layer in layers:  # a renamed layer is renamed in the choices too
+            layer.events.name.disconnect(self._refresh_layer_choices)
+            layer.events.name.connect(self._refresh_layer_choices)
         for combo in (self.paired_layer, self.lift_layer, self.annotate_layer):
             current = combo.value
             combo.choices = names
             if current in names:
                 combo.value = current
+        self._annotate()  # new layers get their chooser, removed ones lose it
         if layers and self.viewer.dims.ndim == 3:  # the time slider reads "frame", not "-3"
             units = layer_poses(layers[0]).units
             self.viewer.dims.axis_labels = axis_labels(units, 2)
@@ -558,6 +592,10 @@ class LiftPoseWidget(QWidget):
         if not self.lift_layer.value:
             self._error("No 2D tracks layer to lift: open a SLEAP or DeepLabCut file first")
             return None
+        if self.lift_layer.value not in self.viewer.layers:  # renamed since it was chosen
+            self._refresh_layer_choices()
+            self._error(f"No layer {self.lift_layer.value!r} any more: choose the 2D layer again")
+            return None
         layer = self.viewer.layers[self.lift_layer.value]
         try:
             tracks = layer_poses(layer)
@@ -570,6 +608,9 @@ class LiftPoseWidget(QWidget):
         def done(result) -> None:
             if isinstance(result, _Failed):
                 self._error(f"{layer.name}: lifting failed: {result.error}")
+                return
+            if not _holds(self.viewer, layer):
+                self._error(f"{layer.name} was removed while it was lifted: nothing is shown")
                 return
             lifter, lifted = result
             self.session.keep_lift(layer.name, tracks, lifter, lifted)
@@ -585,21 +626,36 @@ class LiftPoseWidget(QWidget):
     def show_lifted(self, layer):
         """Show the session's 3D of ``layer`` in the 3D view and tie them for live re-lifting."""
         view = get_view3d(self.viewer)
+        view.reveal()  # the user may have hidden the 3D dock
         lifted = self.session.lifted(layer.name)  # the view gets a copy; the session keeps its own
         layer3d = view.add_poses(lifted, name=f"{layer.name} 3D")
         self.viewer.reset_view()  # the main canvas narrowed when the 3D view docked
         if layer.name in self.live:
             self.live.pop(layer.name).disconnect()
         self.live[layer.name] = LiveRelift(self.session, layer.name, layer, layer3d)
-        if self._panel3d is None:  # the 3D view's layer visibility, point size and legends
-            self._panel3d = view.panel()
-            self._panel3d.setMinimumHeight(200)  # its rows and legends stay readable
-            self.viewer.window.add_dock_widget(self._panel3d, name="3D layers", area="right")
-        self.annotate_layer.value = layer.name  # the queue follows the layer just lifted
+        self._dock_panel3d(view)
+        if layer.name in self.annotate_layer.choices:  # the queue follows the layer just lifted
+            self.annotate_layer.value = layer.name
         self.queue.set_points(layer)
         self.queue.set_lifted(lifted)
         self.status.value = f"Lifted {layer.name}: {lifted.n_frames} frames"
         return layer3d
+
+    def _dock_panel3d(self, view) -> None:
+        """Dock the 3D view's panel (layer visibility, point size, legends) for ``view``.
+
+        A panel of a closed 3D view is replaced; a hidden one is shown again.
+        """
+        panel = self._panel3d
+        if panel is not None and panel.view is view and reveal(panel):
+            return
+        if panel is not None:
+            if reveal(panel):
+                self.viewer.window.remove_dock_widget(panel)
+            self._panel3d = None
+        self._panel3d = view.panel()
+        self._panel3d.setMinimumHeight(200)  # its rows and legends stay readable
+        self.viewer.window.add_dock_widget(self._panel3d, name="3D layers", area="right")
 
     def export_3d(self, path) -> Path | None:
         """Write the last lifted 3D poses (with live re-lifts and 3D edits) to a file.
@@ -614,6 +670,9 @@ class LiftPoseWidget(QWidget):
         Path or None
             The file written; None on failure (the status says why).
         """
+        if _unset(path):
+            self._error("Export 3D: choose the file to write first (.npz, .h5 or .csv)")
+            return None
         try:
             written = self.session.export(path)
         except (PoseFileError, ValueError, OSError) as err:
@@ -651,6 +710,9 @@ class LiftPoseWidget(QWidget):
         """
         if not self.session.has_lifted():
             self._error("Lift a 2D layer first, then evaluate against its 3D ground truth")
+            return None
+        if _unset(path):
+            self._error("Evaluate: choose the 3D ground-truth file first")
             return None
         try:
             camera = self._camera_for_evaluation(camera)
