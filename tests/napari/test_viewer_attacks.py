@@ -105,9 +105,7 @@ def _lift(widget, qtbot):
 def test_a_layer_removed_while_it_is_lifted_is_said_not_crashed(
     make_napari_viewer, demo, tmp_path, qtbot, notifications
 ):
-    # not shown: removing a plugin-read tracks layer from a shown window can crash napari's
-    # OpenGL drawing on its own (a separate defect), which would hide what is tested here
-    viewer, widget, name = _walk(make_napari_viewer, demo, tmp_path, show=False)
+    viewer, widget, name = _walk(make_napari_viewer, demo, tmp_path, show=True)
     worker = widget.lift_selected()
     finished = []
     worker.finished.connect(lambda: finished.append(True))
@@ -163,3 +161,20 @@ def test_empty_file_fields_say_what_to_choose(walk_viewer, qtbot, notifications)
         "Evaluate: choose the 3D ground-truth file first",
         "Export 3D: choose the file to write first (.npz, .h5 or .csv)",
     ]
+
+
+def test_deleting_the_tracks_layer_of_a_file_with_video_keeps_napari_alive(
+    make_napari_viewer, demo, tmp_path, qtbot
+):
+    """It crashed in glDrawArrays (segfault) when the bones were removed in the same breath."""
+    for path in (demo.tracks, demo.video):
+        shutil.copy(path, tmp_path / path.name)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(tmp_path / demo.tracks.name, plugin="napari-liftpose")
+    qtbot.wait(300)
+    viewer.layers.remove(demo.tracks.name)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 1, timeout=5_000)  # the bones follow it out
+    viewer.dims.set_current_step(0, 3)
+    qtbot.wait(300)
+    assert viewer.screenshot(flash=False).any()  # still drawing: the video frame
+    assert [layer.name for layer in viewer.layers] == [f"{demo.tracks.name} video"]

@@ -222,13 +222,24 @@ def follow_skeletons(viewer, canvas=None) -> None:
         attach(event.value)
 
     def on_removed(event) -> None:
+        from qtpy.QtCore import QTimer
+
         for follower in [f for f in followers if f.points is event.value]:
             follower.disconnect()
             followers.remove(follower)
-            if follower.bones in viewer.layers:
-                viewer.layers.remove(follower.bones)
+            # Emptied now, removed once napari has finished removing the points: removing the
+            # bones inside that removal (or right after) crashed the canvas in glDrawArrays
+            # when a video layer was open (software OpenGL, napari 0.9).
+            bones = follower.bones
+            QTimer.singleShot(300, lambda bones=bones: _remove_layer(viewer, bones))
 
     viewer.layers.events.inserted.connect(on_inserted)
     viewer.layers.events.removed.connect(on_removed)
     for layer in list(viewer.layers):
         attach(layer)
+
+
+def _remove_layer(viewer, layer) -> None:
+    """Remove ``layer`` from ``viewer`` if it is still there."""
+    if layer in viewer.layers:
+        viewer.layers.remove(layer)
