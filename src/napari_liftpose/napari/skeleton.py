@@ -227,9 +227,9 @@ def follow_skeletons(viewer, canvas=None) -> None:
         for follower in [f for f in followers if f.points is event.value]:
             follower.disconnect()
             followers.remove(follower)
-            # Emptied now, removed once napari has finished removing the points: removing the
-            # bones inside that removal (or right after) crashed the canvas in glDrawArrays
-            # when a video layer was open (software OpenGL, napari 0.9).
+            # Removed once the canvas has drawn without the points: removing the bones inside
+            # that removal (or right after it) crashed the canvas in glDrawArrays when a video
+            # layer was open (software OpenGL, napari 0.9); 300 ms later it never did.
             bones = follower.bones
             QTimer.singleShot(300, lambda bones=bones: _remove_layer(viewer, bones))
 
