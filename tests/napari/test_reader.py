@@ -88,11 +88,11 @@ def test_skeleton_follows_a_dragged_point(make_napari_viewer, data_dir):
     np.testing.assert_allclose(first[0, 1:], data[row[0], 1:])
 
 
-def test_removing_points_removes_bones(make_napari_viewer, data_dir):
+def test_removing_points_removes_bones(make_napari_viewer, data_dir, qtbot):
     viewer = make_napari_viewer()
     viewer.open(data_dir / "dlc_reaching_2d/reachingDEMO_2D.h5", plugin="napari-liftpose")
     viewer.layers.remove(_points_layer(viewer))
-    assert len(viewer.layers) == 0
+    qtbot.waitUntil(lambda: len(viewer.layers) == 0, timeout=5_000)  # the bones go a moment later
 
 
 def test_colored_by_keypoint_or_individual(make_napari_viewer, data_dir):
