@@ -262,7 +262,7 @@ class _Run:
     @property
     def n_out(self) -> int:
         """Output frames per training sample (temporal chunks)."""
-        return max(1, int(self.config.chunk)) if self.temporal else 1
+        return _outputs_per_sample(self.config)
 
     @classmethod
     def prepare(cls, library, source_2d, output, config, roots, target_sets) -> _Run:
@@ -304,7 +304,7 @@ class _Run:
         # statistics from one clean draw of the training set; a fixed, noisy validation draw
         sx, _, soff = samples.draw(train_idx, np.random.default_rng([config.seed, 1]))
         norm = Normalization.fit(sx[:, sx.shape[1] // 2], soff[:, 0])
-        n_out = max(1, int(config.chunk)) if config.model == "temporal" else 1
+        n_out = _outputs_per_sample(config)
         val_draw = samples.draw(
             val_idx[::n_out],
             np.random.default_rng([config.seed, 2]),
@@ -501,6 +501,11 @@ class _Run:
         if result is not None:  # the caller gets it as ``err.train_result``: no second warning
             log.info(result.summary())
         return result
+
+
+def _outputs_per_sample(config: TrainConfig) -> int:
+    """Output frames per training sample: the temporal model's chunk, 1 for the MLP."""
+    return max(1, int(config.chunk)) if config.model == "temporal" else 1
 
 
 def _network_frame(source_2d: KnownCamera | RandomCameras | PairedTracks) -> str:

@@ -386,7 +386,7 @@ class LiftPoseWidget(QWidget):
                 combo.value = current
         self._annotate()  # new layers get their chooser, removed ones lose it
         if layers and self.viewer.dims.ndim == 3:  # the time slider reads "frame", not "-3"
-            units = layer_poses(layers[0]).units
+            units = layers[0].metadata[POSES_KEY].units  # the file's; no rebuild of its rows
             self.viewer.dims.axis_labels = axis_labels(units, 2)
 
     def _show_camera_controls(self, event=None) -> None:
