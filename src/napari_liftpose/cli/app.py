@@ -17,7 +17,14 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from napari_liftpose.cli import demo, evaluate, flags, lift, train
-from napari_liftpose.cli._common import PROG, CommandInterrupted, Parser, describe_error
+from napari_liftpose.cli._common import (
+    PROG,
+    CommandInterrupted,
+    Parser,
+    add_verbose_option,
+    apply_common_options,
+    describe_error,
+)
 
 __all__ = ["BROKEN_PIPE", "SUBCOMMANDS", "build_parser", "main"]
 
@@ -41,16 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog=PROG, description="Lift single-camera 2D animal pose tracks to 3D.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log details (and tracebacks) on stderr"
-    )
+    add_verbose_option(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subparsers.required = True
     for add in SUBCOMMANDS.values():
         add(subparsers)
     for sub in subparsers.choices.values():  # -v also after the subcommand's name
         sub.add_argument(
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
 
@@ -94,11 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             args = build_parser().parse_args(argv)
-            command, verbose = args.command, args.verbose
-            logging.basicConfig(
-                level=logging.INFO if verbose else logging.WARNING,
-                format="%(levelname)s %(name)s: %(message)s",
-            )
+            command, verbose = args.command, bool(args.verbose)
+            apply_common_options(args)  # -v's logging; --threads where the command has it
             if not verbose:  # numpy's "Mean of empty slice" and the like: noise for a user
                 warnings.simplefilter("ignore", RuntimeWarning)
             code = int(args.run(args) or 0)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from napari_liftpose.cli._arguments import at_least
-from napari_liftpose.cli._common import DEVICES, CliError, ProgressBar
+from napari_liftpose.cli._common import DEVICES, CliError, ProgressBar, add_threads_option
 
 __all__ = ["add_parser", "run"]
 
@@ -31,6 +31,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--epochs", type=at_least(1), default=15, help="training epochs (default 15)")
     p.add_argument("--device", default="auto", choices=DEVICES)
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 

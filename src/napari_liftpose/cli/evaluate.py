@@ -10,6 +10,7 @@ from pathlib import Path
 from napari_liftpose.cli._common import (
     DEVICES,
     CliError,
+    add_threads_option,
     check_readable,
     number,
     read_camera,
@@ -63,6 +64,7 @@ def add_parser(subparsers) -> None:
         "--json", action="store_true", help="print the metrics as JSON (undefined values: null)"
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 
@@ -128,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for key, label in _LINES:
         print(f"  {label:<24} {number(metrics[key], '.4f')} {units}")
     per_joint = [
-        (v, k)
-        for k, v in metrics["per_joint_mpjpe"].items()
-        if v is not None and math.isfinite(v)
+        (v, k) for k, v in metrics["per_joint_mpjpe"].items() if v is not None and math.isfinite(v)
     ]
     worst = sorted(per_joint, reverse=True)[:3]
     print("  worst joints             " + ", ".join(f"{k} {v:.3f}" for v, k in worst))

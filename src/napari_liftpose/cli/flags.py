@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_liftpose.cli._arguments import at_least
-from napari_liftpose.cli._common import DEVICES, CliError, check_readable
+from napari_liftpose.cli._common import DEVICES, CliError, add_threads_option, check_readable
 
 __all__ = ["REASONS", "add_parser", "run"]
 
@@ -51,6 +51,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--individual", metavar="NAME", help="only this individual (track)")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    add_threads_option(p)
     p.set_defaults(run=run)
 
 

@@ -21,6 +21,7 @@ from napari_liftpose.cli._common import (
     CliError,
     CommandInterrupted,
     ProgressBar,
+    add_threads_option,
     check_readable,
     check_writable,
     number,
@@ -137,6 +138,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--keypoint-dropout", type=fraction(low_open=False, high_open=True))
     p.add_argument("--frame-dropout", type=fraction(low_open=False, high_open=True))
     p.add_argument("--device", choices=DEVICES, default="auto")
+    add_threads_option(p)
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
