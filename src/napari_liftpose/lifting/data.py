@@ -91,6 +91,12 @@ class Augmentation:
         Probability that a non-root keypoint is hidden (coordinates missing, confidence 0).
     frame_dropout : float
         Probability that a whole frame is hidden (temporal model).
+    subset_dropout : float
+        Largest fraction of the non-root keypoints that one sample hides in every frame of its
+        window; each sample draws its fraction uniformly from ``[0, subset_dropout]`` and hides
+        that many keypoints chosen at random. A lifter trained so lifts skeletons that track only
+        some of its keypoints (built-in lifters: a 4-keypoint open-field file). Independent of
+        ``dropout_samples``.
     dropout_samples : float
         Fraction of samples (windows) that get keypoint and frame dropout at all; the others
         stay complete, so the network also learns the clean case (with 30 keypoints and
@@ -108,6 +114,7 @@ class Augmentation:
     bone_jitter: float = 0.0
     keypoint_dropout: float = 0.0
     frame_dropout: float = 0.0
+    subset_dropout: float = 0.0
     dropout_samples: float = 1.0
     noise_px: float | None = 0.0
     camera_jitter_deg: float | None = 0.0
@@ -151,6 +158,24 @@ NOISE_DEFAULTS: dict[str, dict[str, float]] = {
         "camera_jitter_distance": 0.0,
     },
 }
+
+
+def hidden_subsets(
+    n: int, k: int, root: int, largest: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Which keypoints each of ``n`` samples hides in all its frames: ``(n, 1, k)`` booleans.
+
+    Sample ``i`` hides ``round(f_i * (k - 1))`` non-root keypoints chosen at random, with
+    ``f_i`` uniform in ``[0, largest]``; the root is never hidden.
+    """
+    counts = np.rint(rng.uniform(0.0, largest, n) * (k - 1)).astype(int)
+    order = np.argsort(rng.random((n, k)), axis=1)  # a random permutation per sample
+    order = order[order != root].reshape(n, k - 1)  # without the root, still random
+    hide = np.zeros((n, k), dtype=bool)
+    rows = np.repeat(np.arange(n), counts)
+    cols = np.concatenate([order[i, :c] for i, c in enumerate(counts)]) if n else []
+    hide[rows, np.asarray(cols, dtype=int)] = True
+    return hide[:, None, :]
 
 
 def source_kind(source: KnownCamera | RandomCameras | PairedTracks) -> str:
@@ -428,6 +453,9 @@ class PoseSamples:
         if augment.frame_dropout > 0 and w > 1:
             drop = rng.random((n, w)) < augment.frame_dropout
             x[drop & chosen[:, None]] = np.nan
+        if augment.subset_dropout > 0:
+            hide = hidden_subsets(n, k, root, augment.subset_dropout, rng)
+            x[np.broadcast_to(hide, (n, w, k))] = np.nan
         missing = ~np.isfinite(x).all(-1)
         # a frame without its root cannot be normalised: hide it entirely
         missing |= missing[..., root : root + 1]

@@ -74,6 +74,11 @@ class TrainConfig:
         Augmentations; None picks the default (see :meth:`augmentation`).
     dropout_samples : float
         Fraction of training samples that get keypoint/frame dropout (the rest stay complete).
+    subset_dropout : float
+        Largest fraction of the keypoints a training sample hides in all its frames (drawn per
+        sample, see :class:`~napari_liftpose.lifting.data.Augmentation`); 0 (default) for a
+        lifter trained on the user's own skeleton, about 0.8 for lifters meant to lift whatever
+        subset of their keypoints a lab tracks (built-in lifters).
     max_grad_norm : float
         Gradient clipping (0: none).
     min_epoch_frames : int
@@ -102,6 +107,7 @@ class TrainConfig:
     keypoint_dropout: float | None = None
     frame_dropout: float | None = None
     dropout_samples: float = 0.5
+    subset_dropout: float = 0.0
     max_grad_norm: float = 1.0
     chunk: int = 8
     min_epoch_frames: int = 1024
@@ -144,6 +150,7 @@ class TrainConfig:
             "camera_jitter_distance", self.camera_jitter_distance, 0.0, 1.0, optional=True
         )
         _check_number("dropout_samples", self.dropout_samples, low=0.0, high=1.0)
+        _check_number("subset_dropout", self.subset_dropout, 0.0, 1.0, high_open=True)
         _check_number("max_grad_norm", self.max_grad_norm, low=0.0)
         _check_architecture(self.model, self.architecture)
 
@@ -230,6 +237,7 @@ class TrainConfig:
             keypoint_dropout=pick(self.keypoint_dropout, 0.1 if temporal or pairs else 0.0),
             frame_dropout=pick(self.frame_dropout, 0.05 if temporal else 0.0),
             dropout_samples=float(self.dropout_samples),
+            subset_dropout=float(self.subset_dropout),
         )
         if source is None and real_pairs:
             source = PairedTracks([])
