@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_liftpose.io import anipose, dlc, liftpose_h5, numpy_format, sleap, sleap_writer
+from napari_liftpose.io import (
+    anipose,
+    dlc,
+    liftpose_h5,
+    movement_nc,
+    numpy_format,
+    sleap,
+    sleap_writer,
+)
 from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5
 from napari_liftpose.io.calibration import Camera, read_calibration, write_calibration
 from napari_liftpose.io.errors import PoseFileError, PoseFileNotFoundError
@@ -22,6 +30,7 @@ from napari_liftpose.poses import Poses
 
 __all__ = [
     "FORMATS",
+    "LIFTED_SUFFIXES",
     "Camera",
     "Format",
     "PoseFileError",
@@ -46,6 +55,24 @@ class Format:
     read: Callable[..., Poses]
     write: Callable[[Poses, Path], Path] | None = None
     expects: str = ""
+
+
+def _is_nwb_file(path: Path) -> bool:
+    from napari_liftpose.io import nwb  # pynwb is imported only for NWB files
+
+    return nwb.is_nwb_file(path)
+
+
+def _read_nwb(path: Path, **kwargs) -> Poses:
+    from napari_liftpose.io import nwb
+
+    return nwb.read_nwb(path, **kwargs)
+
+
+def _write_nwb(poses: Poses, path: Path) -> Path:
+    from napari_liftpose.io import nwb
+
+    return nwb.write_nwb(poses, path)
 
 
 #: Every format, in the order files are tested when no format is given.
@@ -122,8 +149,29 @@ FORMATS: dict[str, Format] = {
             numpy_format.read_npy,
             expects="the NumPy magic bytes",
         ),
+        Format(
+            "movement_nc",
+            "movement poses netCDF",
+            (".nc",),
+            movement_nc.is_movement_nc_file,
+            movement_nc.read_movement_nc,
+            movement_nc.write_movement_nc,
+            expects="a netCDF4 (HDF5) file with a 'position' variable",
+        ),
+        Format(
+            "nwb",
+            "NWB with ndx-pose",
+            (".nwb",),
+            _is_nwb_file,
+            _read_nwb,
+            _write_nwb,
+            expects="an NWB (HDF5) file with ndx-pose PoseEstimation",
+        ),
     )
 }
+
+#: Suffixes a lifted 3D file can be written with (:func:`write_poses` picks the format).
+LIFTED_SUFFIXES: tuple[str, ...] = (".npz", ".h5", ".csv", ".nc", ".nwb")
 
 
 def _supported() -> str:
@@ -201,14 +249,21 @@ def _writer_for(poses: Poses, path: Path) -> str:
         if poses.source_format in ("dlc", "sleap_analysis"):
             return poses.source_format  # back to the format the tracks came from
         return "liftpose_h5"
-    raise PoseFileError(path, "cannot choose a format to write: use .npz, .h5, .csv or .slp")
+    if suffix == ".nc":
+        return "movement_nc"
+    if suffix == ".nwb":
+        return "nwb"
+    raise PoseFileError(
+        path, "cannot choose a format to write: use .npz, .h5, .csv, .nc, .nwb or .slp"
+    )
 
 
 def write_poses(poses: Poses, path: str | Path, format: str | None = None) -> Path:
     """Write ``poses`` atomically; returns the path written.
 
     By suffix: ``.npz``; ``.h5`` (napari-liftpose layout, or DeepLabCut for poses read from
-    DeepLabCut); ``.csv`` (anipose-style for 3D, DeepLabCut for 2D); ``.slp`` (SLEAP).
+    DeepLabCut); ``.csv`` (anipose's pose-3d table for 3D, DeepLabCut for 2D); ``.slp`` (SLEAP);
+    ``.nc`` (movement's poses dataset); ``.nwb`` (NWB with ndx-pose).
     An explicit ``format`` wins.
 
     The file the poses were read from is never overwritten: a ``path`` that resolves to
