@@ -3,13 +3,20 @@
 - sleap-anipose ``points3d.h5``: dataset ``tracks`` ``(frames, tracks, nodes, 3)`` with no names;
   node names and skeleton come from a SLEAP file of the same session (``*/ *.slp`` beside it)
   or from the ``keypoints`` argument.
-- anipose ``pose-3d`` CSV: columns ``<kp>_x, <kp>_y, <kp>_z, <kp>_error, <kp>_score`` (+ ``fnum``,
-  ``M_*``, ``center_*`` which are ignored), one row per frame. Files written here for several
-  individuals add an ``individual`` column and have one row per frame and individual. In files
-  written here from lifted poses, ``<kp>_error`` is the lifter's uncertainty (a radius, in the
-  poses' units, that holds the true point 80% of the time). It is read back as
-  ``Poses.uncertainty`` only from files without anipose's ``<kp>_ncams`` columns (anipose's own
-  ``_error`` is a reprojection error in pixels, not a radius) and with some finite ``_error``.
+- anipose ``pose-3d`` CSV, as anipose's ``triangulate`` writes it: per keypoint ``<kp>_x, _y,
+  _z, _error, _ncams, _score``, then ``M_00 .. M_22`` (the rotation anipose aligned the axes
+  with), ``center_0 .. center_2`` (the origin it moved to) and ``fnum`` (frame number); one row
+  per frame. ``M`` and ``center`` are ignored on reading (the coordinates are already in the
+  aligned axes).
+  Files written here from lifted poses: ``_ncams`` is 1 (one camera, lifted; NaN where the
+  point is missing), ``_error`` the lifter's uncertainty (a radius, in the poses' units, that
+  holds the true point 80% of the time; NaN where there is none), ``_score`` the 2D
+  confidence, ``M`` the identity and ``center`` zeros. Several individuals add an
+  ``individual`` column first (one row per frame and individual): anipose is single-animal and
+  movement's anipose loader refuses that column.
+  ``_error`` is read back as ``Poses.uncertainty`` only where no ``_ncams`` is 2 or more
+  (anipose triangulates from at least two cameras, and its ``_error`` is a reprojection error
+  in pixels, not a radius) and some ``_error`` is finite.
 """
 
 from __future__ import annotations
@@ -155,8 +162,9 @@ def read_anipose_csv(path: str | Path) -> Poses:
                 confidence[: len(sel), i, k] = columns[f"{kp}_score"][sel]
             if f"{kp}_error" in columns:
                 radius[: len(sel), i, k] = columns[f"{kp}_error"][sel]
-    from_anipose = any(f"{kp}_ncams" in table.columns for kp in keypoints)
-    uncertainty = None if from_anipose or np.isnan(radius).all() else radius
+    uncertainty = (
+        None if _triangulated(path, table, keypoints) or np.isnan(radius).all() else radius
+    )
     if uncertainty is not None:
         _check_radii(path, columns, keypoints)
     try:
@@ -172,6 +180,16 @@ def read_anipose_csv(path: str | Path) -> Poses:
         )
     except ValueError as err:
         raise PoseFileError(path, str(err)) from None
+
+
+def _triangulated(path: Path, table: pd.DataFrame, keypoints: list[str]) -> bool:
+    """True when a ``<kp>_ncams`` cell says 2 cameras or more: anipose's own triangulation."""
+    for kp in keypoints:
+        if f"{kp}_ncams" in table.columns:
+            ncams = _numeric_column(path, table, f"{kp}_ncams")
+            if (ncams[np.isfinite(ncams)] >= 2).any():
+                return True
+    return False
 
 
 def _check_csv_shape(path: Path) -> list[str]:
@@ -230,11 +248,27 @@ def _numeric_column(path: Path, table: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
-    """Write 3D ``poses`` as an anipose-style CSV atomically and verified; returns the path.
+    """Write 3D ``poses`` as anipose's ``pose-3d`` CSV, atomically and verified.
 
+    The columns are anipose's, in its order: per keypoint ``_x, _y, _z, _error, _ncams,
+    _score``; ``M_00 .. M_22`` (identity), ``center_0 .. center_2`` (zeros), ``fnum``.
     ``_error`` is ``poses.uncertainty`` (the lifter's radius that holds the true point 80% of
     the time) when there is one, else NaN (no reprojection error is known for lifted poses);
-    ``_score`` is the confidence. With several individuals an ``individual`` column is added.
+    ``_ncams`` is 1 where the point is known (one camera, lifted), NaN where it is missing;
+    ``_score`` is the confidence. With several individuals an ``individual`` column comes
+    first (one row per frame and individual); anipose itself is single-animal.
+
+    Parameters
+    ----------
+    poses : Poses
+        3D poses.
+    path : str or Path
+        The ``.csv`` file to write.
+
+    Returns
+    -------
+    Path
+        The path written.
     """
     path = Path(path)
     if poses.n_space != 3:
@@ -250,7 +284,14 @@ def write_anipose_csv(poses: Poses, path: str | Path) -> Path:
                 if poses.uncertainty is None
                 else poses.uncertainty[:, i, k]
             )
+            known = np.isfinite(poses.coords[:, i, k]).all(axis=-1)
+            data[f"{kp}_ncams"] = np.where(known, 1.0, np.nan)
             data[f"{kp}_score"] = poses.confidence[:, i, k]
+        for r in range(3):
+            for c in range(3):
+                data[f"M_{r}{c}"] = np.full(poses.n_frames, float(r == c))
+        for a in range(3):
+            data[f"center_{a}"] = np.zeros(poses.n_frames)
         data["fnum"] = np.arange(poses.n_frames)
         frame = pd.DataFrame(data)
         if poses.n_individuals > 1:
