@@ -12,7 +12,7 @@ from napari_liftpose.napari.layers import pose_layer_tuples
 __all__ = ["get_reader", "read_pose_layers"]
 
 log = logging.getLogger(__name__)
-SUFFIXES = (".slp", ".h5", ".hdf5", ".csv", ".npz", ".npy")
+SUFFIXES = (".slp", ".h5", ".hdf5", ".csv", ".npz", ".npy", ".nc", ".nwb")
 
 
 def get_reader(path):

@@ -303,7 +303,9 @@ class LiftPoseWidget(QWidget):
     def _build_lift_tab(self) -> Container:
         self.lift_layer = ComboBox(label="2D layer", choices=[])
         self.lift_button = PushButton(text="Lift to 3D")
-        self.export_path = FileEdit(label="export 3D to", mode="w", filter="*.npz *.h5 *.csv")
+        self.export_path = FileEdit(
+            label="export 3D to", mode="w", filter="*.npz *.h5 *.csv *.nc *.nwb"
+        )
         self.export_button = PushButton(text="Export 3D")
         self.lift_button.changed.connect(lambda: self.lift_selected())
         self.export_button.changed.connect(lambda: self.export_3d(self.export_path.value))
@@ -663,7 +665,7 @@ class LiftPoseWidget(QWidget):
         Parameters
         ----------
         path : str or Path
-            ``.npz``, ``.h5`` or ``.csv``.
+            ``.npz``, ``.h5``, ``.csv`` (anipose), ``.nc`` (movement) or ``.nwb`` (NWB).
 
         Returns
         -------
@@ -671,7 +673,7 @@ class LiftPoseWidget(QWidget):
             The file written; None on failure (the status says why).
         """
         if _unset(path):
-            self._error("Export 3D: choose the file to write first (.npz, .h5 or .csv)")
+            self._error("Export 3D: choose the file to write first (.npz, .h5, .csv, .nc or .nwb)")
             return None
         try:
             written = self.session.export(path)

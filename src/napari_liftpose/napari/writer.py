@@ -1,4 +1,4 @@
-"""npe2 writer contribution: save (refined) 2D tracks back to SLEAP or DeepLabCut.
+"""npe2 writer contribution: save (refined) 2D tracks to SLEAP, DeepLabCut, movement or NWB.
 
 The source file is never overwritten: saving onto it writes ``<name>.refined<suffix>`` beside it
 and says so. Writes are atomic (a failed write leaves no partial file).
@@ -18,7 +18,10 @@ __all__ = ["write_tracks", "refined_path"]
 
 
 def write_tracks(path: str, data, attributes: dict) -> list[str]:
-    """Write one pose Points layer to ``path`` (``.slp``, ``.h5`` or ``.csv``).
+    """Write one pose Points layer to ``path`` (``.slp``, ``.h5``, ``.csv``, ``.nc`` or ``.nwb``).
+
+    ``.nc`` is movement's poses dataset (netCDF), ``.nwb`` NWB with ndx-pose; the others keep
+    the format the tracks came from where they can (see :func:`~napari_liftpose.io.write_poses`).
 
     Returns the list of paths written (empty, with an error notification, if it failed).
     """
