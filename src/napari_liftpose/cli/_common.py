@@ -16,6 +16,7 @@ __all__ = [
     "CliError",
     "CommandInterrupted",
     "DefaultsHelpFormatter",
+    "MissingDependency",
     "Parser",
     "ProgressBar",
     "add_threads_option",
@@ -26,6 +27,7 @@ __all__ = [
     "check_writable",
     "default_threads",
     "describe_error",
+    "log_progress",
     "number",
     "read_camera",
     "refuse_overwriting_inputs",
@@ -38,6 +40,14 @@ DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
+
+    exit_code = 2
+
+
+class MissingDependency(CliError):
+    """An optional package the command needs is not installed: one line saying what to install, exit 1."""
+
+    exit_code = 1
 
 
 class CommandInterrupted(Exception):
@@ -187,6 +197,25 @@ def apply_common_options(args: argparse.Namespace) -> None:
     except RuntimeError:  # only once per process, and before any inter-op parallel work
         pass
     logging.getLogger(__name__).info("PyTorch threads: %d", torch.get_num_threads())
+
+
+def log_progress(logger: logging.Logger, p, units: str = "") -> None:
+    """Log one epoch of training (a :class:`napari_liftpose.lifting.training.Progress`) at INFO.
+
+    Shown with ``-v``: every epoch on its own line, where the progress bar shows only the last.
+    """
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "epoch %d/%d: loss %s, val MPJPE %s %s (best %s at epoch %s), %.1f s",
+            p.epoch,
+            p.n_epochs,
+            number(p.train_loss),
+            number(p.val_mpjpe),
+            units,
+            number(p.best_val_mpjpe),
+            p.best_epoch,
+            p.elapsed_s,
+        )
 
 
 def describe_error(err: BaseException, command: str | None) -> str | None:

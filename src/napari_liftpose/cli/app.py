@@ -1,6 +1,7 @@
 """The parser with every subcommand, and ``main``: the one place where errors become exit codes.
 
-Exit codes: 0 success; 2 any error (one line on stderr: ``error: PATH: problem`` for bad input,
+Exit codes: 0 success; 1 an optional package the command needs is missing (one line saying
+what to install); 2 any other error (one line on stderr: ``error: PATH: problem`` for bad input,
 ``error: napari-liftpose CMD: unexpected Type: message`` for a bug, whose traceback ``-v``
 logs); 130 / 143 after SIGINT / SIGTERM (also when a library swallowed the interrupt); 141
 when standard output's reader went away (``... | head``).
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as err:  # every error of every subcommand ends here, as one line
             prefix = f"{PROG} {command}" if command else PROG
             message = describe_error(err, command) or _unexpected(err, prefix, verbose)
-            code = 2
+            code = getattr(err, "exit_code", 2)
     signum = interrupts.pending()
     if signum is not None:  # also when a library swallowed the KeyboardInterrupt
         code = interrupts.exit_code(signum)

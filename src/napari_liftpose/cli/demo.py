@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from napari_liftpose.cli._arguments import at_least
-from napari_liftpose.cli._common import DEVICES, CliError, ProgressBar, add_threads_option
+from napari_liftpose.cli._common import (
+    DEVICES,
+    PROG,
+    CliError,
+    MissingDependency,
+    ProgressBar,
+    add_threads_option,
+    log_progress,
+)
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "require_qt", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
@@ -29,7 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--headless", action="store_true", help="no window: write the files and print the metrics"
     )
-    p.add_argument("--epochs", type=at_least(1), default=15, help="training epochs (default 15)")
+    p.add_argument("--epochs", type=at_least(1), default=15, help="training epochs")
     p.add_argument("--device", default="auto", choices=DEVICES)
     add_threads_option(p)
     p.set_defaults(run=run)
@@ -41,19 +52,41 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def require_qt() -> None:
+    """Refuse to go on without a Qt binding for napari's window, saying what to install.
+
+    Raises
+    ------
+    MissingDependency
+        If qtpy finds no binding (``pip install napari-liftpose`` brings none).
+    """
+    try:
+        import qtpy  # noqa: F401  (raises QtBindingsNotFoundError when no binding imports)
+    except ImportError as err:  # QtBindingsNotFoundError is an ImportError
+        raise MissingDependency(
+            f"{PROG} demo: napari needs a Qt binding to open its window and none is installed "
+            f"({type(err).__name__}); install one with: pip install "
+            "'napari-liftpose[all]' (or pyqt6), or run without a window: "
+            f"{PROG} demo --headless"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the demo's files, print the metrics, open napari unless headless."""
     from napari_liftpose.demo import DemoFiles, run_demo
 
+    headless = args.headless or not _has_display()
+    if not headless:
+        require_qt()  # before any work, not after the training
     folder = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="liftpose-demo-"))
     if folder.exists() and not folder.is_dir():
         raise CliError(f"{folder}: is a file; expected a folder for the demo's files")
-    headless = args.headless or not _has_display()
     if not args.headless and headless:
         print("No display found: running the demo without a window.", file=sys.stderr)
-    bar = ProgressBar(enabled=True)
+    bar = ProgressBar(enabled=not log.isEnabledFor(logging.INFO))  # -v: a line per epoch
 
     def progress(p) -> None:
+        log_progress(log, p, "mm")
         bar.update(p.epoch, p.n_epochs, f"epoch {p.epoch}/{p.n_epochs}")
 
     print(f"Building the demo in {folder} ...", file=sys.stderr)

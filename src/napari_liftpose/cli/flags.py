@@ -46,9 +46,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("tracks", metavar="TRACKS_2D")
-    p.add_argument(
-        "-n", "--number", type=at_least(1), default=20, help="how many to list (default 20)"
-    )
+    p.add_argument("-n", "--number", type=at_least(1), default=20, help="how many to list")
     p.add_argument("--individual", metavar="NAME", help="only this individual (track)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     add_threads_option(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from napari_liftpose.cli._common import (
     add_threads_option,
     check_readable,
     check_writable,
+    log_progress,
     number,
     read_camera,
     refuse_overwriting_inputs,
@@ -31,6 +33,8 @@ from napari_liftpose.cli._common import (
 )
 
 __all__ = ["add_parser", "run", "state_file"]
+
+log = logging.getLogger(__name__)
 
 #: Architecture options that only one model type uses.
 _ONLY_FOR = {"width": "mlp", "blocks": "mlp", "channels": "temporal", "filter_widths": "temporal"}
@@ -85,7 +89,7 @@ def add_parser(subparsers) -> None:
         "--up",
         choices=["x", "y", "z", "-x", "-y", "-z"],
         default="z",
-        help="the library's up axis (default z)",
+        help="the library's up axis",
     )
     p.add_argument(
         "--root", nargs="+", metavar="NAME", help="root keypoint(s) (default: the first)"
@@ -279,12 +283,13 @@ def run(args: argparse.Namespace) -> int:
     for path, lib in zip(args.libraries, libraries, strict=True):
         require_space(lib, 3, path, "for a library")
     camera = _camera(args, libraries)
-    bar = ProgressBar(not args.quiet)
+    bar = ProgressBar(not args.quiet and not log.isEnabledFor(logging.INFO))  # -v: a line per epoch
     if args.units:
         libraries = [lib.copy(units=args.units) for lib in libraries]
     units = library_units(libraries[0])
 
     def progress(p) -> None:
+        log_progress(log, p, units)
         bar.update(
             p.epoch,
             p.n_epochs,

@@ -29,6 +29,7 @@ import secrets
 import socket
 import stat
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,7 @@ __all__ = [
 
 Verify = Callable[[Path], object]
 _TEMP_RE = re.compile(r"\.liftpose-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.tmp")
+_UMASK_LOCK = threading.Lock()
 _NAME_BYTES = 150  # keep temp names under the 255-byte limit of most file systems
 
 
@@ -163,12 +165,29 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _copy_mode(path: Path, tmp: Path) -> None:
-    """A replaced file keeps its permission bits."""
+    """A replaced file keeps its permission bits; a new one gets ``0o666`` less the umask.
+
+    Whatever mode the writer created the temporary file with (``mkstemp`` and some libraries
+    use 0600), the file lands as any other new file would: 0644 under the usual umask 022.
+    """
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:
-        return
+        mode = 0o666 & ~_umask()
     os.chmod(tmp, mode)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _UMASK_LOCK:  # elsewhere: set and restore at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def _host_tag() -> str:
