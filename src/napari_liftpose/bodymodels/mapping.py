@@ -414,16 +414,17 @@ def map_keypoints(
     return KeypointMapping(user_names, model_names, ordered, reasons, overridden, ignored)
 
 
-def _tier(user: str, model: str, model_spellings: list[str]) -> int | None:
+def _tier(user: str, model: str, aliases: list[str]) -> int | None:
     """How closely ``user`` names ``model``: 0 exact, 1 same reading, 2 synonym/alias; None: no."""
     if user == model:
         return 0
     reading = read_name(user)
-    raw = [read_name(s) for s in model_spellings]
-    if reading.part and reading in raw:
+    if not reading.part:
+        return None
+    if reading == read_name(model):
         return 1
-    canon = _canonical(reading)
-    if canon.part and canon in [_canonical(r) for r in raw]:
+    spellings = [read_name(s) for s in (model, *aliases)]
+    if reading in spellings or _canonical(reading) in [_canonical(r) for r in spellings]:
         return 2
     return None
 
@@ -435,10 +436,9 @@ def _match_by_name(
     pairs: dict[str, str],
     reasons: dict[str, str],
 ) -> None:
-    spellings = {m: [m, *alias_of.get(m, [])] for m in models}
     best: dict[str, tuple[int, str]] = {}  # user -> (tier, model)
     for user in users:
-        scored = [(t, m) for m in models if (t := _tier(user, m, spellings[m])) is not None]
+        scored = [(t, m) for m in models if (t := _tier(user, m, alias_of.get(m, []))) is not None]
         if not scored:
             continue
         top = min(t for t, _ in scored)
