@@ -179,6 +179,8 @@ def test_side_is_never_guessed():
     mapping = map_keypoints(["ear", "paw", "Finger1"], MOUSE)
     assert mapping.pairs == {}
     assert mapping.unmapped_user == ["ear", "paw", "Finger1"]
+    assert mapping.reasons["ear"] == "no side given: left_ear or right_ear?"
+    assert mapping.reasons["paw"] == "no body-model keypoint of that name"
 
 
 def test_body_model_aliases():

@@ -15,6 +15,7 @@ The rules are documented for users in ``docs/mapping.md``.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,6 +88,7 @@ def _tokens(name: str) -> list[str]:
     return words
 
 
+@functools.lru_cache(maxsize=4096)
 def read_name(name: str) -> NameReading:
     """Read a keypoint name as side, leg and part, ignoring case and separators.
 
@@ -409,9 +411,24 @@ def map_keypoints(
     _match_tail(tail_users, tail_models, model_names, pairs, reasons)
     for user in user_names:
         if user not in pairs and user not in reasons:
-            reasons[user] = "no body-model keypoint of that name"
+            reasons[user] = _no_match_reason(user, model_names)
     ordered = {u: pairs[u] for u in user_names if u in pairs}
     return KeypointMapping(user_names, model_names, ordered, reasons, overridden, ignored)
+
+
+def _no_match_reason(user: str, model_names: list[str]) -> str:
+    """Why ``user`` matched nothing: it gives no side where the model has sides, or no name."""
+    reading = _canonical(read_name(user))
+    if reading.side is None and reading.part:
+        sided = [
+            m
+            for m in model_names
+            if _canonical(read_name(m))._replace(side=None) == reading
+            and read_name(m).side is not None
+        ]
+        if sided:
+            return f"no side given: {' or '.join(sided)}?"
+    return "no body-model keypoint of that name"
 
 
 def _tier(user: str, model: str, aliases: list[str]) -> int | None:
