@@ -1,22 +1,34 @@
 """``napari-liftpose lift``: lift 2D track files to 3D with a trained model.
 
-Several inputs are lifted one after the other, each written as soon as it is done. Before any
-work, every output is checked against every input (no input is ever overwritten) and every input
-must exist and be readable. If a later input still fails (a file that does not parse, keypoints
-that do not fit, nothing liftable), the error line says which outputs were already written.
+Two ways to name the output:
+
+- ``-o OUT``: one input to the file ``OUT``, or several to the folder ``OUT``. Before any work,
+  every output is checked against every input (no input is ever overwritten) and every input
+  must exist and be readable; the first input that fails ends the run, and the error line says
+  which outputs were already written.
+- ``--out-dir DIR``: an archive. Inputs are files, folders (searched recursively) or glob
+  patterns; each file's output mirrors the input tree under ``DIR``; complete outputs are
+  skipped unless ``--overwrite`` (so an interrupted run resumes); a bad file is reported in one
+  line and skipped; a summary ends the run (exit code 2 if any file failed). ``--workers N``
+  lifts in N local processes, ``--scheduler ADDRESS`` on a Dask cluster. See docs/batch.md.
+
+Every file goes through :func:`napari_liftpose.batch.lift_file`, whichever runs it.
 
 The 3D is in the calibration's / library's axes (``--frame world``) by default for known-camera
-and real-pair models, in the camera's axes (``--frame camera``) for random-camera models; the
-output file records which (``frame``).
+and real-pair models, in upright axes for random-camera models; the output file records which
+(``frame``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from napari_liftpose.batch.plan import lifted_suffixes
+from napari_liftpose.batch.task import require_a_tracked_root
 from napari_liftpose.cli._arguments import at_least
 from napari_liftpose.cli._common import (
     DEVICES,
@@ -24,16 +36,18 @@ from napari_liftpose.cli._common import (
     CliError,
     CommandInterrupted,
     ProgressBar,
+    add_threads_option,
+    apply_common_options,
     check_readable,
     check_writable,
-    describe_error,
+    default_threads,
     refuse_overwriting_inputs,
 )
 from napari_liftpose.poses import FRAMES
 
-__all__ = ["OUT_SUFFIXES", "add_parser", "run", "output_paths"]
+__all__ = ["OUT_SUFFIXES", "add_parser", "output_paths", "require_a_tracked_root", "run"]
 
-OUT_SUFFIXES = (".npz", ".h5", ".csv")
+OUT_SUFFIXES = lifted_suffixes()
 _AXES = {
     "world": "in the calibration's / library's axes",
     "camera": "in the camera's axes",
@@ -43,23 +57,51 @@ _AXES = {
 
 def add_parser(subparsers) -> None:
     """Register ``lift`` and its options."""
+    suffixes = ", ".join(OUT_SUFFIXES)
     p = subparsers.add_parser(
         "lift",
-        help="lift 2D tracks to 3D with a trained model",
+        help="lift 2D tracks to 3D with a trained model (one file or a whole archive)",
         description=(
-            "Lift 2D tracks to 3D. With one input, OUT is the output file (.npz, .h5 or .csv). "
-            "With several inputs, OUT is a folder (created if needed) receiving "
-            "<input name>.lifted<--ext> for each input. No output may be one of the inputs."
+            f"Lift 2D tracks to 3D. With -o and one input, OUT is the output file ({suffixes}); "
+            "with several inputs, OUT is a folder receiving <input name>.lifted<--ext> for each. "
+            "With --out-dir, each INPUT is a file, a folder (searched recursively for pose "
+            "files) or a glob pattern (quote it; ** matches any depth), and every file is "
+            "written to DIR/<same sub-folders>/<stem>.lifted<--ext>: complete outputs are "
+            "skipped (rerun to resume), bad files are reported and skipped, exit code 2 if any "
+            "failed. No output may be one of the inputs."
         ),
     )
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("tracks", nargs="+", metavar="TRACKS_2D")
-    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("tracks", nargs="+", metavar="INPUT")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", metavar="OUT", help="output file, or folder")
+    where.add_argument(
+        "--out-dir", metavar="DIR", help="archive mode: output folder mirroring the inputs"
+    )
     p.add_argument(
         "--ext",
         choices=list(OUT_SUFFIXES),
         default=".npz",
-        help="output type when OUT is a folder (default .npz)",
+        help="output type when the output is a folder",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--out-dir: lift every file again, even where a complete output exists",
+    )
+    p.add_argument(
+        "--workers",
+        type=at_least(1),
+        default=1,
+        metavar="N",
+        help="--out-dir: lift in N local processes (1: in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="--out-dir: run the files on a Dask cluster (tcp://host:8786); needs "
+        "napari-liftpose[dask] and input/output folders shared with the workers",
     )
     p.add_argument(
         "--frame",
@@ -79,12 +121,19 @@ def add_parser(subparsers) -> None:
         default=None,
         help="poses (MLP, default 8192) or frames (temporal, default 65536) per pass",
     )
+    add_threads_option(p)
+    threads = next(a for a in p._actions if a.dest == "threads")
+    threads.default = None  # chosen in run(): per worker 1, in-process the machine's default
+    threads.help = (
+        f"CPU threads for PyTorch (default: {default_threads()} in this process, chosen for this "
+        "machine; 1 per --workers process or Dask worker process)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def output_paths(tracks: Sequence[str], output: Path, ext: str) -> list[Path]:
-    """The file each input is written to (nothing is created here).
+    """The file each input is written to with ``-o`` (nothing is created here).
 
     One input and an ``OUT`` that is not an existing folder: ``OUT`` itself. Otherwise
     ``OUT/<input name>.lifted<ext>``, numbered when two inputs share a name.
@@ -102,8 +151,8 @@ def _check_output(tracks: Sequence[str], output: Path) -> None:
     if len(tracks) == 1 and not output.is_dir():
         if output.suffix.lower() not in OUT_SUFFIXES:
             raise CliError(
-                f"{output}: expected an output file ending in .npz, .h5 or .csv, or an existing "
-                "folder"
+                f"{output}: expected an output file ending in {', '.join(OUT_SUFFIXES)}, or an "
+                "existing folder"
             )
         return
     if output.suffix.lower() in OUT_SUFFIXES:
@@ -127,8 +176,41 @@ def _with_written(message: str, written: list[Path], total: int) -> str:
     return f"{message} (already written: {len(written)} of {total} outputs: {names})"
 
 
+def _options(args: argparse.Namespace, threads: int | None):
+    from napari_liftpose.batch.task import LiftOptions
+
+    return LiftOptions(args.frame, args.batch_size, args.device, threads)
+
+
+def _load(args: argparse.Namespace):
+    """The lifter (once per process) and the axes it will write; one line if either is wrong."""
+    from napari_liftpose.batch.task import lifter_for
+
+    lifter = lifter_for(args.model, device=args.device)
+    try:
+        return lifter, lifter.output_frame(args.frame)
+    except ValueError as err:
+        raise CliError(f"{args.model}: {err} (--frame)") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Lift every input and print what was written."""
+    """Lift every input: ``-o`` (stop at the first error) or ``--out-dir`` (an archive)."""
+    if args.out_dir is None:
+        for option, given in (
+            ("--overwrite", args.overwrite),
+            ("--workers", args.workers != 1),
+            ("--scheduler", args.scheduler),
+        ):
+            if given:
+                raise CliError(f"{PROG} lift: {option} needs --out-dir (see --help)")
+        return _run_files(args)
+    return _run_archive(args)
+
+
+# -- -o OUT: a few files, stop at the first error ---------------------------------------------
+def _run_files(args: argparse.Namespace) -> int:
+    from napari_liftpose.batch.task import lift_file
+
     output = Path(args.output)
     targets = output_paths(args.tracks, output, args.ext)
     refuse_overwriting_inputs([output, *targets], [args.model, *args.tracks])
@@ -136,74 +218,152 @@ def run(args: argparse.Namespace) -> int:
     for target in targets:
         check_writable(target)
     check_readable([args.model, *args.tracks])
-    from napari_liftpose.lifting import load_lifter
-
-    lifter = load_lifter(args.model, device=args.device)
-    try:
-        frame = lifter.output_frame(args.frame)
-    except ValueError as err:
-        raise CliError(f"{args.model}: {err} (--frame)") from None
+    _use_threads(args, args.threads or default_threads())
+    _load(args)
+    options = _options(args, None)
     bar = ProgressBar(not args.quiet)
     written: list[Path] = []
     try:
         for source, target in zip(args.tracks, targets, strict=True):
-            written.append(_lift_one(lifter, source, target, args.batch_size, bar, frame))
+            name = Path(source).name
+            result = lift_file(
+                args.model, source, target, options, lambda d, t, n=name: bar.update(d, t, n)
+            )
+            bar.close()
+            _show_warnings(result)
+            if result.failed:
+                raise CliError(_with_written(result.message, written, len(targets)))
+            written.append(Path(result.target))
+            rate = result.poses / max(result.seconds, 1e-9)
+            print(
+                f"wrote {result.target}: {result.n_frames} frames x {result.n_individuals} "
+                f"individuals ({rate:,.0f} poses/s), {_AXES[result.frame]}"
+            )
     except KeyboardInterrupt:
         bar.close()
         message = _with_written(f"{PROG} lift: interrupted", written, len(targets))
         raise CommandInterrupted(message) from None
-    except Exception as err:
-        bar.close()
-        message = describe_error(err, "lift")
-        if not written or message is None:
-            raise
-        raise CliError(_with_written(message, written, len(targets))) from None
     return 0
 
 
-def require_a_tracked_root(poses, lifter, source: str) -> None:
-    """Refuse input whose root keypoint is never tracked.
+def _use_threads(args: argparse.Namespace, threads: int) -> None:
+    args.threads = threads
+    apply_common_options(args)
 
-    The lifter estimates the root of a frame that misses it from the other keypoints; a file
-    where it is never there at all more likely belongs to another model (or names its root
-    differently), so it is an error, as before, rather than a whole file of estimates.
-    """
-    import numpy as np
 
-    from napari_liftpose.io.errors import PoseFileError
+def _show_warnings(result) -> None:
+    for line in result.warnings:
+        sys.stderr.write(f"warning: {result.source}: {line}\n")
 
-    root = lifter.keypoints[lifter.layout.roots[0]]
-    if not np.isfinite(poses.coords[:, :, poses.keypoints.index(root)]).all(-1).any():
-        raise PoseFileError(
-            source,
-            f"nothing liftable: its root keypoint {root!r} is never tracked (a root is estimated "
-            "for the frames that miss it, not for a whole file)",
+
+# -- --out-dir DIR: an archive ----------------------------------------------------------------
+class _Report:
+    """Counts, the progress bar and one line per failed file, as results arrive."""
+
+    def __init__(self, total: int, skipped: int, quiet: bool) -> None:
+        self.total, self.skipped = total, skipped
+        self.lifted = self.failed = self.poses = 0
+        self.bar = ProgressBar(not quiet)
+        self.start = time.perf_counter()
+
+    @property
+    def done(self) -> int:
+        return self.skipped + self.lifted + self.failed
+
+    def text(self) -> str:
+        rate = self.poses / max(time.perf_counter() - self.start, 1e-9)
+        return f"{self.done}/{self.total} files, {self.poses:,} poses ({rate:,.0f} poses/s)"
+
+    def progress(self, done: int, total: int) -> None:
+        """Progress inside the file being lifted (in-process runs)."""
+        self.bar.update(self.done + done / max(total, 1), self.total, self.text())
+
+    def result(self, result) -> None:
+        if result.failed:
+            self.failed += 1
+            self.bar.close()
+            sys.stderr.write(f"error: {' '.join(result.message.split())}\n")
+        else:
+            self.lifted += 1
+            self.poses += result.poses
+        if result.warnings:
+            self.bar.close()
+            _show_warnings(result)
+        self.bar.update(self.done, self.total, self.text())
+
+    def summary(self, out_dir: str) -> str:
+        seconds = time.perf_counter() - self.start
+        return (
+            f"lifted {self.lifted}, skipped {self.skipped} (complete outputs exist), failed "
+            f"{self.failed} of {self.total} files into {out_dir}: {self.poses:,} poses in "
+            f"{seconds:.1f} s ({self.poses / max(seconds, 1e-9):,.0f} poses/s)"
         )
 
 
-def _lift_one(
-    lifter, source: str, target: Path, batch_size: int | None, bar: ProgressBar, frame: str
-) -> Path:
-    from napari_liftpose.io import read_poses, write_poses
-    from napari_liftpose.lifting.matching import require_keypoints, require_liftable, require_space
+def _run_archive(args: argparse.Namespace) -> int:
+    from napari_liftpose.batch import (
+        BatchPlanError,
+        MissingDependencyError,
+        SchedulerError,
+        plan_batch,
+        run_in_pool,
+        run_in_process,
+        run_on_dask,
+    )
 
-    poses = read_poses(source)
-    require_space(poses, 2, source, "to lift")
-    require_keypoints(poses, lifter.keypoints, f"the model {lifter.path}", source)
-    require_a_tracked_root(poses, lifter, source)
-    start = time.perf_counter()
-    lifted = lifter.lift(
-        poses,
-        batch_size=batch_size,
-        progress=lambda done, total: bar.update(done, total, Path(source).name),
-        frame=frame,
+    if args.scheduler is not None and args.workers != 1:
+        raise CliError(f"{PROG} lift: give --workers or --scheduler, not both")
+    if args.scheduler is not None:
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise CliError(f"{PROG} lift: --scheduler: {_dask_missing()}") from None
+    check_readable([args.model])
+    try:
+        plan = plan_batch(args.tracks, args.out_dir, args.ext, args.overwrite)
+    except BatchPlanError as err:
+        raise CliError(str(err)) from None
+    local = args.scheduler is None and args.workers == 1
+    _use_threads(args, args.threads or (default_threads() if local else 1))
+    _load(args)  # a bad model or --frame: one line before any file
+    options = _options(args, None if local else args.threads)
+    for job in plan.redo:
+        sys.stderr.write(f"warning: {job.target}: not a complete lifted file; lifting again\n")
+    how = (
+        f"on the Dask cluster at {args.scheduler}"
+        if args.scheduler
+        else f"in {args.workers} processes"
+        if args.workers > 1
+        else "in this process"
     )
-    bar.close()
-    require_liftable(lifted, source, lifter.keypoints[lifter.layout.roots[0]])
-    written = write_poses(lifted, target)
-    n = poses.n_frames * poses.n_individuals
     print(
-        f"wrote {written}: {poses.n_frames} frames x {poses.n_individuals} individuals "
-        f"({n / max(time.perf_counter() - start, 1e-9):,.0f} poses/s), {_AXES[frame]}"
+        f"lifting {len(plan.todo)} of {plan.total} files {how} ({len(plan.skipped)} skipped: "
+        "complete outputs exist)",
+        flush=True,
     )
-    return written
+    report = _Report(plan.total, len(plan.skipped), args.quiet)
+    try:
+        if args.scheduler is not None:
+            run_on_dask(args.model, plan.todo, options, args.scheduler, report.result)
+        elif args.workers > 1:
+            run_in_pool(args.model, plan.todo, options, args.workers, report.result)
+        else:
+            run_in_process(args.model, plan.todo, options, report.result, report.progress)
+    except KeyboardInterrupt:
+        report.bar.close()
+        raise CommandInterrupted(
+            f"{PROG} lift: interrupted after {report.lifted} of {len(plan.todo)} files (the "
+            "written outputs are complete; run the same command again to resume)"
+        ) from None
+    except (MissingDependencyError, SchedulerError) as err:
+        report.bar.close()
+        raise CliError(f"{PROG} lift: --scheduler: {err}") from None
+    report.bar.close()
+    print(report.summary(args.out_dir))
+    return 2 if report.failed else 0
+
+
+def _dask_missing() -> str:
+    from napari_liftpose.batch.run import DASK_MISSING
+
+    return DASK_MISSING
