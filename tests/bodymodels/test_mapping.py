@@ -347,3 +347,16 @@ def test_applying_a_mapping_that_does_not_fit(data_dir):
     lifted = Poses(coords=np.zeros((2, 1, 2, 3)), keypoints=["nose", "left_ear"])
     with pytest.raises(ValueError, match=r"lack the mapped body-model keypoints \['right_ear'"):
         to_user_poses(lifted, mapping)
+
+
+# -- the shipped body model's own names and aliases -------------------------------------------
+def test_shipped_mouse_model_with_its_aliases(data_dir):
+    model_module = pytest.importorskip("napari_liftpose.bodymodels.model")
+    body = model_module.load_body_model("mouse")
+    assert sorted(body.keypoints) == sorted(MOUSE)
+    poses = read_poses(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp")
+    with_aliases = map_keypoints(poses.keypoints, body.keypoints, aliases=body.aliases)
+    assert with_aliases.pairs == map_keypoints(poses.keypoints, MOUSE).pairs
+    poses = read_poses(data_dir / "dlc_openfield_csv/openfield_dlc_inference_example.csv")
+    with_aliases = map_keypoints(poses.keypoints, body.keypoints, aliases=body.aliases)
+    assert with_aliases.pairs == map_keypoints(poses.keypoints, MOUSE).pairs
