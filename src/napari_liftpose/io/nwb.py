@@ -133,8 +133,9 @@ def _object_names(poses: Poses, path: Path) -> tuple[list[str], list[str]]:
         for value in values:
             if value in seen:
                 raise PoseFileError(
-                    path, f"cannot write NWB: {what} name {value!r} is used twice (once '/' "
-                    "is replaced by '_', or by an NWB object of that name)"
+                    path,
+                    f"cannot write NWB: {what} name {value!r} is used twice (once '/' "
+                    "is replaced by '_', or by an NWB object of that name)",
                 )
             seen.add(value)
     return individuals, keypoints
@@ -354,7 +355,9 @@ def read_nwb(path: str | Path, processing_module: str | None = None) -> Poses:
     except PoseFileError:
         raise
     except Exception as err:  # pynwb/hdmf raise many kinds of errors on a malformed file
-        raise PoseFileError(path, f"not a readable NWB file ({type(err).__name__}: {err})") from None
+        raise PoseFileError(
+            path, f"not a readable NWB file ({type(err).__name__}: {err})"
+        ) from None
     finally:
         handle.close()
 
@@ -389,28 +392,33 @@ def _read_open(path: Path, handle: h5py.File, processing_module: str | None) -> 
 
 
 def _poses(path: Path, nwbfile: Any, module_name: str | None) -> Poses:
-    from ndx_pose import PoseEstimation
-
-    found = {
-        name: [obj for obj in module.data_interfaces.values() if isinstance(obj, PoseEstimation)]
+    found = {  # by type name: a class generated from a file's cached spec is another class
+        name: [
+            obj
+            for obj in module.data_interfaces.values()
+            if getattr(obj, "neurodata_type", None) == "PoseEstimation"
+        ]
         for name, module in nwbfile.processing.items()
     }
     found = {name: estimates for name, estimates in found.items() if estimates}
     if module_name is not None:
         if module_name not in found:
             raise PoseFileError(
-                path, f"no PoseEstimation in a processing module {module_name!r} "
-                f"(modules with poses: {sorted(found) or 'none'})"
+                path,
+                f"no PoseEstimation in a processing module {module_name!r} "
+                f"(modules with poses: {sorted(found) or 'none'})",
             )
     elif not found:
         raise PoseFileError(
-            path, "no ndx-pose PoseEstimation in any processing module "
-            f"(modules: {sorted(nwbfile.processing) or 'none'})"
+            path,
+            "no ndx-pose PoseEstimation in any processing module "
+            f"(modules: {sorted(nwbfile.processing) or 'none'})",
         )
     elif len(found) > 1:
         raise PoseFileError(
-            path, f"PoseEstimation objects in several processing modules {sorted(found)}: "
-            "choose one with processing_module=..."
+            path,
+            f"PoseEstimation objects in several processing modules {sorted(found)}: "
+            "choose one with processing_module=...",
         )
     else:
         module_name = next(iter(found))
@@ -422,9 +430,7 @@ def _poses(path: Path, nwbfile: Any, module_name: str | None) -> Poses:
         estimates, series = _in_written_order(estimates, series)
     keypoints, edges = _skeleton(estimates)
     individuals = [_individual(pe.name, nwbfile, len(estimates)) for pe in estimates]
-    samples = {
-        (i, s.name): _series_arrays(s) for i, ss in enumerate(series) for s in ss
-    }
+    samples = {(i, s.name): _series_arrays(s) for i, ss in enumerate(series) for s in ss}
     n_space = {data.shape[1] for data, _, _ in samples.values()}
     if len(n_space) != 1:
         raise PoseFileError(path, f"series mix 2D and 3D data (widths {sorted(n_space)})")
@@ -478,7 +484,9 @@ def _in_written_order(estimates: list, series: list) -> tuple[list, list]:
 def _individual(name: str, nwbfile: Any, count: int) -> str:
     if name == "PoseEstimation" and count == 1:  # movement's layout: one individual per file
         subject = nwbfile.subject
-        return str(subject.subject_id) if subject and subject.subject_id else str(nwbfile.identifier)
+        return (
+            str(subject.subject_id) if subject and subject.subject_id else str(nwbfile.identifier)
+        )
     return name.removeprefix("track=")  # sleap-io names them track=<track>
 
 
