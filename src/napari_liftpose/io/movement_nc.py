@@ -94,7 +94,7 @@ def read_movement_nc(path: str | Path) -> Poses:
     with open_hdf5(path) as f:
         try:
             fields = _read_fields(f)
-        except (ValueError, TypeError, OSError, KeyError, RuntimeError) as err:
+        except (ValueError, TypeError, OSError, KeyError, RuntimeError, AttributeError) as err:
             raise PoseFileError(path, str(err)) from None
     try:
         return Poses(**fields, source=str(path), source_format="movement_nc")
@@ -152,14 +152,15 @@ def _read_fields(f: h5py.File) -> dict:
 def _dims(f: h5py.File, name: str, expected: tuple[str, ...], ndim: int) -> list[str]:
     """Dimension names of variable ``name`` (netCDF dimension scales), checked against ``expected``.
 
-    A variable with no dimension scales attached (written by hand) is taken in ``expected``
-    order.
+    A variable with no dimension scales attached (written by hand), or with scales that lead
+    nowhere, is taken in ``expected`` order.
     """
     if ndim != len(expected):
         raise ValueError(f"{name}: expected dimensions {expected}, got {ndim} dimensions")
     dims = []
     for axis, proxy in enumerate(f[name].dims):
-        scale = proxy[0].name.rsplit("/", 1)[-1] if len(proxy) else (proxy.label or "")
+        scale = (proxy[0].name or "") if len(proxy) else (proxy.label or "")  # None: dangling
+        scale = scale.rsplit("/", 1)[-1]
         dims.append(_ALIASES.get(scale, scale) or expected[axis])
     if sorted(dims) != sorted(expected):
         raise ValueError(f"{name}: expected dimensions {expected}, got {tuple(dims)}")
