@@ -141,8 +141,9 @@ def motion_to_coords(
     """World coordinates ``(n, t, keypoints, 3)`` of (a slice of) sampled sequences.
 
     Forward kinematics in the body frame, then the body's pitch and heading, then the root's
-    ground position; each frame is lifted so that its lowest leg tip has z = 0 (its lowest
-    keypoint for a model without legs).
+    ground position; each frame is lifted so that its lowest leg tip has z = 0, bones other than
+    legs that would go under the floor tilt up to lie on it, and a frame with a leg joint still
+    under the floor is lifted until it is not.
     """
     which = slice(None) if which is None else which
     angles = motion.angles[which]
@@ -155,7 +156,9 @@ def motion_to_coords(
     world[..., :2] += motion.xy[which][:, :, None, :]
     feet = _leg_tips(model) or slice(None)
     world[..., 2] -= world[..., feet, 2].min(axis=-1, keepdims=True)
-    return _above_floor(model, world)
+    world = _above_floor(model, world)
+    world[..., 2] -= world[..., 2].min(axis=-1, keepdims=True)  # a knee below the floor
+    return world
 
 
 def _above_floor(model: BodyModel, world: np.ndarray) -> np.ndarray:
@@ -166,10 +169,14 @@ def _above_floor(model: BodyModel, world: np.ndarray) -> np.ndarray:
     """
     parents = model.parents
     bones = world - world[..., np.where(parents < 0, np.arange(len(parents)), parents), :]
+    legs = {k for leg in model.motion.legs for k in model.chain(leg)}
     out = world.copy()
     for k in model.order:
         p = parents[k]
         if p < 0:
+            continue
+        if k in legs:  # legs stand on the floor; they are not laid on it
+            out[..., k, :] = out[..., p, :] + bones[..., k, :]
             continue
         bone = bones[..., k, :]
         need = -out[..., p, 2]
