@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up napari-liftpose on a fresh Debian/Ubuntu machine: system libraries for Qt/OpenGL under
-# Xvfb, a virtual environment in .venv, the CPU build of PyTorch, then the package with test extras.
+# Xvfb, a virtual environment in .venv, PyTorch (the CUDA build where an NVIDIA GPU is present,
+# the CPU build everywhere else; scripts/install_torch.sh says which), then the package with
+# its Qt binding and test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +21,7 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# The CPU build first: an unpinned torch would pull several GB of CUDA packages.
-# Where no local CPU wheel is configured, take it from PyTorch's CPU index.
-.venv/bin/python -m pip install -q torch==2.13.0 2>/dev/null \
-    || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
-.venv/bin/python -m pip install -q -e ".[testing]"
+# PyTorch first: left to pip, `torch` would be PyPI's CUDA build (several GB) even with no GPU.
+bash scripts/install_torch.sh .venv/bin/python
+.venv/bin/python -m pip install -q -e ".[all,testing]"
 echo "napari-liftpose installed in .venv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -35,3 +36,17 @@ def test_demo_refuses_a_file_as_its_folder(tmp_path, capsys):
     assert main(["demo", "--headless", "-o", str(blocker)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(blocker) in err
+
+
+@pytest.mark.slow
+def test_verbose_logs_every_epoch_and_quiet_logs_none(tmp_path, caplog):
+    with caplog.at_level(logging.DEBUG):  # what reaches the handler: -v decides
+        args = ["demo", "--headless", "--epochs", "2", "--threads", "1"]
+        assert main([*args, "-o", str(tmp_path / "a"), "-v"]) == 0
+        epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+        assert [e.split(":")[0] for e in epochs] == ["epoch 1/2", "epoch 2/2"]
+        assert all("val MPJPE" in e and " mm " in e for e in epochs)
+        caplog.clear()
+        assert main([*args, "-o", str(tmp_path / "b")]) == 0
+        ours = [r for r in caplog.records if r.name.startswith("napari_liftpose")]
+        assert not [r for r in ours if r.levelno < logging.WARNING]

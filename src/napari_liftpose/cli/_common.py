@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.util
 import logging
 import math
 import os
@@ -55,32 +57,44 @@ class CommandInterrupted(Exception):
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Help that ends each option's text with ``(default: X)``.
+    """Help that ends each option's text with ``(default: X)``, options without text included.
 
     Not for options without a real default (None, False, suppressed), nor where the text already
     says its default. Pairs and lists show as ``A B``, as they are typed.
     """
 
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
+    @staticmethod
+    def default_text(action: argparse.Action) -> str | None:
+        """``(default: X)`` for ``action``, or None where nothing is to be added."""
         default = action.default
         if (
             default is None
             or default is False
             or default is argparse.SUPPRESS
-            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
             or not action.option_strings
-            or "default" in text.lower()
+            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+            or "default" in (action.help or "").lower()
         ):
-            return text
+            return None
         if isinstance(default, (list, tuple)):
             shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
         elif isinstance(default, float):
             shown = f"{default:g}"
         else:
             shown = str(default)
-        shown = shown.replace("%", "%%")  # argparse %-formats help texts
-        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+        return f"(default: {shown})".replace("%", "%%")  # argparse %-formats help texts
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        extra = self.default_text(action)
+        return text if extra is None else f"{text} {extra}".strip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        extra = None if action.help else self.default_text(action)
+        if extra is not None:  # argparse shows no help line for an option without text
+            action = copy.copy(action)
+            action.help = extra
+        return super()._format_action(action)
 
 
 class Parser(argparse.ArgumentParser):
@@ -185,8 +199,8 @@ def apply_common_options(args: argparse.Namespace) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.getLogger("napari_liftpose").setLevel(level)
     threads = getattr(args, "threads", None)
-    if threads is None:
-        return
+    if threads is None or importlib.util.find_spec("torch") is None:
+        return  # without torch, the command says so itself where it needs it
     import torch
 
     if torch.get_num_threads() != threads:

@@ -95,18 +95,43 @@ def add_parser(subparsers) -> None:
         "--root", nargs="+", metavar="NAME", help="root keypoint(s) (default: the first)"
     )
     p.add_argument("--model", choices=["mlp", "temporal"], default="mlp")
-    p.add_argument("--epochs", type=at_least(1), default=None)
-    p.add_argument("--batch-size", type=at_least(1), default=None)
-    p.add_argument("--lr", type=positive_float, default=None)
-    p.add_argument("--patience", type=at_least(0), default=None, help="early stopping (0: off)")
-    p.add_argument("--val-fraction", type=fraction(low_open=True, high_open=True), default=None)
-    p.add_argument("--width", type=at_least(1), help="MLP hidden width (LiftPose3D: 1024)")
-    p.add_argument("--blocks", type=at_least(1), help="MLP residual blocks")
-    p.add_argument("--channels", type=at_least(1), help="temporal model channels")
+    # Unset options take TrainConfig's defaults (the help says them; a test checks it).
+    p.add_argument("--epochs", type=at_least(1), help="training epochs (default: 60)")
     p.add_argument(
-        "--filter-widths", type=odd_width, nargs="+", metavar="W", help="temporal model (odd)"
+        "--batch-size", type=at_least(1), help="output frames per optimisation step (default: 64)"
     )
-    p.add_argument("--dropout", type=fraction(low_open=False, high_open=True), help="in [0, 1)")
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        help="initial learning rate (default: 0.001 for mlp, 0.002 for temporal)",
+    )
+    p.add_argument(
+        "--patience",
+        type=at_least(0),
+        help="early stopping: epochs without a better validation error (0: off) (default: 20)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=fraction(low_open=True, high_open=True),
+        help="share of the library kept for validation (default: 0.1)",
+    )
+    p.add_argument(
+        "--width", type=at_least(1), help="MLP hidden width (default: 256; LiftPose3D: 1024)"
+    )
+    p.add_argument("--blocks", type=at_least(1), help="MLP residual blocks (default: 1)")
+    p.add_argument("--channels", type=at_least(1), help="temporal model channels (default: 256)")
+    p.add_argument(
+        "--filter-widths",
+        type=odd_width,
+        nargs="+",
+        metavar="W",
+        help="temporal model filter widths, odd (default: 3)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=fraction(low_open=False, high_open=True),
+        help="network dropout, in [0, 1) (default: 0.1)",
+    )
     aug = p.add_argument_group(
         "2D noise and camera jitter",
         "training 2D noise as real detections have it; validation is scored with the same 2D "
@@ -130,17 +155,31 @@ def add_parser(subparsers) -> None:
         "--camera-jitter-deg",
         type=non_negative_float,
         metavar="DEG",
-        help="known camera: random turn of the camera about the animal, degrees (default 1)",
+        help="known camera: random turn of the camera about the animal, degrees (default: 1)",
     )
     aug.add_argument(
         "--camera-jitter-distance",
         type=fraction(low_open=False, high_open=False),
         metavar="FRACTION",
-        help="known camera: random shift of the camera, fraction of its distance (default 0.02)",
+        help="known camera: random shift of the camera, fraction of its distance (default: 0.02)",
     )
-    p.add_argument("--bone-jitter", type=non_negative_float, help="relative bone-length noise")
-    p.add_argument("--keypoint-dropout", type=fraction(low_open=False, high_open=True))
-    p.add_argument("--frame-dropout", type=fraction(low_open=False, high_open=True))
+    p.add_argument(
+        "--bone-jitter",
+        type=non_negative_float,
+        help="relative bone-length noise, standard deviation (default: 0)",
+    )
+    p.add_argument(
+        "--keypoint-dropout",
+        type=fraction(low_open=False, high_open=True),
+        help="probability that a keypoint is hidden in training (default: 0.1 for temporal "
+        "models and real pairs, else 0)",
+    )
+    p.add_argument(
+        "--frame-dropout",
+        type=fraction(low_open=False, high_open=True),
+        help="probability that a frame is hidden in training (default: 0.05 for temporal "
+        "models, else 0)",
+    )
     p.add_argument("--device", choices=DEVICES, default="auto")
     add_threads_option(p)
     p.add_argument("--seed", type=at_least(0), default=0)
