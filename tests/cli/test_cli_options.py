@@ -162,3 +162,21 @@ def test_train_help_says_the_defaults_training_uses(capsys):
     assert f"(default: {kp:g} for temporal" in options["--keypoint-dropout"]
     assert f"(default: {frames:g} for temporal" in options["--frame-dropout"]
     assert augment["mlp", False].keypoint_dropout == 0 and augment["mlp", True].frame_dropout == 0
+
+
+@pytest.mark.parametrize(
+    "module, hint",
+    [("torch", "download.pytorch.org/whl/cpu"), ("dask.distributed", "pip install 'napari-liftpose[dask]'")],
+)
+def test_a_missing_package_is_one_line_saying_what_to_install(monkeypatch, capsys, module, hint):
+    def needs(args):
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    monkeypatch.setitem(
+        SUBCOMMANDS, "needs", lambda sub: sub.add_parser("needs").set_defaults(run=needs)
+    )
+    assert main(["needs"]) == 1
+    err = capsys.readouterr().err
+    top = module.split(".")[0]
+    assert err.startswith(f"error: napari-liftpose needs: needs {top}, which is not installed; ")
+    assert hint in err and err.count("\n") == 1 and "Traceback" not in err

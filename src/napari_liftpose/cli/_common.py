@@ -29,6 +29,7 @@ __all__ = [
     "check_writable",
     "default_threads",
     "describe_error",
+    "describe_missing_module",
     "log_progress",
     "number",
     "read_camera",
@@ -230,6 +231,28 @@ def log_progress(logger: logging.Logger, p, units: str = "") -> None:
             p.best_epoch,
             p.elapsed_s,
         )
+
+
+#: What to install for a module the package needs but pip may not have brought.
+_INSTALL_HINTS = {
+    "torch": "install PyTorch (bash scripts/install.sh does; or pip install torch "
+    "--index-url https://download.pytorch.org/whl/cpu for the CPU build)",
+    "dask": "pip install 'napari-liftpose[dask]'",
+    "distributed": "pip install 'napari-liftpose[dask]'",
+    "yaml": "pip install pyyaml",
+    "sleap_io": "pip install sleap-io",
+}
+
+
+def describe_missing_module(err: ModuleNotFoundError, command: str | None) -> str:
+    """The one line for a module that is not installed: what is missing and how to install it.
+
+    ``"napari-liftpose train: needs torch, which is not installed; install PyTorch (...)"``.
+    """
+    prefix = f"{PROG} {command}" if command else PROG
+    name = (err.name or str(err)).split(".")[0]
+    hint = _INSTALL_HINTS.get(name, f"pip install {name}")
+    return f"{prefix}: needs {name}, which is not installed; {hint}"
 
 
 def describe_error(err: BaseException, command: str | None) -> str | None:

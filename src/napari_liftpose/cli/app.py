@@ -1,7 +1,7 @@
 """The parser with every subcommand, and ``main``: the one place where errors become exit codes.
 
-Exit codes: 0 success; 1 an optional package the command needs is missing (one line saying
-what to install); 2 any other error (one line on stderr: ``error: PATH: problem`` for bad input,
+Exit codes: 0 success; 1 a package the command needs is not installed (one line saying what to
+install); 2 any other error (one line on stderr: ``error: PATH: problem`` for bad input,
 ``error: napari-liftpose CMD: unexpected Type: message`` for a bug, whose traceback ``-v``
 logs); 130 / 143 after SIGINT / SIGTERM (also when a library swallowed the interrupt); 141
 when standard output's reader went away (``... | head``).
@@ -25,6 +25,7 @@ from napari_liftpose.cli._common import (
     add_verbose_option,
     apply_common_options,
     describe_error,
+    describe_missing_module,
 )
 
 __all__ = ["BROKEN_PIPE", "SUBCOMMANDS", "build_parser", "main"]
@@ -114,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message, code = str(err), interrupts.exit_code()
         except KeyboardInterrupt:
             message, code = None, interrupts.exit_code()
+        except ModuleNotFoundError as err:  # e.g. no PyTorch: say what to install
+            message, code = describe_missing_module(err, command), 1
         except Exception as err:  # every error of every subcommand ends here, as one line
             prefix = f"{PROG} {command}" if command else PROG
             message = describe_error(err, command) or _unexpected(err, prefix, verbose)
