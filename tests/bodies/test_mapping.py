@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_liftpose.bodymodels.mapping import (
+from napari_liftpose.bodies.mapping import (
     format_mapping_file,
     map_keypoints,
     read_mapping_file,
@@ -351,7 +351,7 @@ def test_applying_a_mapping_that_does_not_fit(data_dir):
 
 # -- the shipped body model's own names and aliases -------------------------------------------
 def test_shipped_mouse_model_with_its_aliases(data_dir):
-    model_module = pytest.importorskip("napari_liftpose.bodymodels.model")
+    model_module = pytest.importorskip("napari_liftpose.bodies.model")
     body = model_module.load_body_model("mouse")
     assert sorted(body.keypoints) == sorted(MOUSE)
     poses = read_poses(data_dir / "sleap_anipose_minimal_session/top/minimal_top_proofread.slp")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_liftpose.bodymodels.model import BodyModel, load_body_model, rotation_matrices
+from napari_liftpose.bodies.model import BodyModel, load_body_model, rotation_matrices
 from napari_liftpose.poses import Poses
 
 __all__ = ["SampledMotion", "sample_motion", "motion_to_coords", "sample_poses"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_liftpose.bodymodels import load_body_model, sample_motion, sample_poses
-from napari_liftpose.bodymodels.sampler import motion_to_coords
+from napari_liftpose.bodies import load_body_model, sample_motion, sample_poses
+from napari_liftpose.bodies.sampler import motion_to_coords
 
 
 @pytest.fixture(scope="module", params=["mouse", "fly"])

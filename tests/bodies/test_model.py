@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_liftpose.bodymodels import BodyModelError, load_body_model, shipped_models
+from napari_liftpose.bodies import BodyModelError, load_body_model, shipped_models
 from napari_liftpose.io.errors import PoseFileError
 
 with open(shipped_models()["mouse"], encoding="utf-8") as _f:

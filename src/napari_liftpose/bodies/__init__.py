@@ -4,13 +4,13 @@
 file; :func:`sample_poses` draws a 3D pose library from it. See docs/body-models.md.
 """
 
-from napari_liftpose.bodymodels.model import (
+from napari_liftpose.bodies.model import (
     BodyModel,
     BodyModelError,
     load_body_model,
     shipped_models,
 )
-from napari_liftpose.bodymodels.sampler import SampledMotion, sample_motion, sample_poses
+from napari_liftpose.bodies.sampler import SampledMotion, sample_motion, sample_poses
 
 __all__ = [
     "BodyModel",
