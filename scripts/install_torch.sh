@@ -4,8 +4,13 @@
 # Linux wheel pulls several GB of CUDA libraries that a laptop without a GPU cannot use).
 #
 #   LIFTPOSE_TORCH=cpu|cuda  chooses instead of detecting; an installed torch is kept as it is.
+#   LIFTPOSE_TORCH_DRY_RUN=1 prints the pip command instead of running it (for the tests).
 set -euo pipefail
 PY="${1:-.venv/bin/python}"
+
+run() {
+    if [ -n "${LIFTPOSE_TORCH_DRY_RUN:-}" ]; then echo "would run: $*"; else "$@"; fi
+}
 
 if "$PY" -c "import torch" >/dev/null 2>&1; then
     echo "PyTorch $("$PY" -c 'import torch; print(torch.__version__)') already installed: kept"
@@ -13,7 +18,9 @@ if "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 
 want="${LIFTPOSE_TORCH:-}"
+why="chosen with LIFTPOSE_TORCH=$want"
 if [ -z "$want" ]; then
+    why="no NVIDIA GPU found"
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
         want=cuda
     else
@@ -37,16 +44,16 @@ case "$want" in
 cuda)
     gpu="$(nvidia-smi -L 2>/dev/null | head -n 1 || true)"
     echo "PyTorch: CUDA build (NVIDIA GPU: ${gpu:-chosen with LIFTPOSE_TORCH=cuda})"
-    "$PY" -m pip install -q torch  # PyPI's Linux wheel is the CUDA build
+    run "$PY" -m pip install -q torch  # PyPI's Linux wheel is the CUDA build
     ;;
 cpu)
     wheel="$(local_cpu_wheel)"
     if [ -n "$wheel" ]; then
-        echo "PyTorch: CPU build (no NVIDIA GPU found), from $wheel"
-        "$PY" -m pip install -q "$wheel"
+        echo "PyTorch: CPU build ($why), from $wheel"
+        run "$PY" -m pip install -q "$wheel"
     else
-        echo "PyTorch: CPU build (no NVIDIA GPU found), from https://download.pytorch.org/whl/cpu"
-        "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+        echo "PyTorch: CPU build ($why), from https://download.pytorch.org/whl/cpu"
+        run "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
     fi
     ;;
 *)

@@ -166,7 +166,10 @@ def test_train_help_says_the_defaults_training_uses(capsys):
 
 @pytest.mark.parametrize(
     "module, hint",
-    [("torch", "download.pytorch.org/whl/cpu"), ("dask.distributed", "pip install 'napari-liftpose[dask]'")],
+    [
+        ("torch", "download.pytorch.org/whl/cpu"),
+        ("dask.distributed", "pip install 'napari-liftpose[dask]'"),
+    ],
 )
 def test_a_missing_package_is_one_line_saying_what_to_install(monkeypatch, capsys, module, hint):
     def needs(args):
