@@ -68,8 +68,8 @@ def test_anipose_reprojection_error_is_not_read_as_a_radius(tmp_path, data_dir):
     poses = _lifted_like(data_dir)
     path = write_poses(poses, tmp_path / "lifted.csv")
     table = pd.read_csv(path)
-    ncams = pd.DataFrame({f"{kp}_ncams": 3 for kp in poses.keypoints}, index=table.index)
-    table = pd.concat([table, ncams], axis=1)
+    for kp in poses.keypoints:
+        table[f"{kp}_ncams"] = 3
     table.to_csv(path, index=False)
     again = read_poses(path)
     assert again.uncertainty is None

@@ -159,7 +159,7 @@ def test_empty_file_fields_say_what_to_choose(walk_viewer, qtbot, notifications)
     widget.export_button.changed.emit()  # no export file chosen
     assert notifications == [
         "Evaluate: choose the 3D ground-truth file first",
-        "Export 3D: choose the file to write first (.npz, .h5 or .csv)",
+        "Export 3D: choose the file to write first (.npz, .h5, .csv, .nc or .nwb)",
     ]
 
 
