@@ -18,8 +18,6 @@ from napari_liftpose.batch.plan import (
     plan_batch,
 )
 from napari_liftpose.batch.run import (
-    DASK_MISSING,
-    MissingDependencyError,
     SchedulerError,
     run_in_pool,
     run_in_process,
@@ -35,12 +33,10 @@ from napari_liftpose.batch.task import (
 )
 
 __all__ = [
-    "DASK_MISSING",
     "BatchPlanError",
     "FileResult",
     "Job",
     "LiftOptions",
-    "MissingDependencyError",
     "ModelBlob",
     "Plan",
     "SchedulerError",

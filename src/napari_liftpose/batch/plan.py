@@ -66,9 +66,9 @@ class Plan:
 
 def lifted_suffixes() -> tuple[str, ...]:
     """Suffixes a lifted 3D file can be written with (:data:`napari_liftpose.io.LIFTED_SUFFIXES`)."""
-    from napari_liftpose import io
+    from napari_liftpose.io import LIFTED_SUFFIXES
 
-    return tuple(getattr(io, "LIFTED_SUFFIXES", (".npz", ".h5", ".csv")))
+    return tuple(LIFTED_SUFFIXES)
 
 
 def input_suffixes() -> frozenset[str]:

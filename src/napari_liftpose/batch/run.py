@@ -28,8 +28,6 @@ from napari_liftpose.batch.plan import Job
 from napari_liftpose.batch.task import FileResult, LiftOptions, ModelBlob, lift_file, lifter_for
 
 __all__ = [
-    "DASK_MISSING",
-    "MissingDependencyError",
     "SchedulerError",
     "run_in_pool",
     "run_in_process",
@@ -40,13 +38,6 @@ log = logging.getLogger(__name__)
 
 OnResult = Callable[[FileResult], None]
 OnProgress = Callable[[int, int], None]
-
-#: What to install for ``--scheduler``.
-DASK_MISSING = "Dask distributed is not installed: pip install 'napari-liftpose[dask]'"
-
-
-class MissingDependencyError(RuntimeError):
-    """An optional dependency (Dask distributed) is not installed; the message says what to do."""
 
 
 class SchedulerError(RuntimeError):
@@ -168,10 +159,8 @@ def _end_pool(pool) -> None:
 # -- Dask -----------------------------------------------------------------------------------------
 def _client(scheduler):
     """A ``dask.distributed.Client`` for an address (or the client given)."""
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise MissingDependencyError(DASK_MISSING) from None
+    from dask.distributed import Client  # the optional extra napari-liftpose[dask]
+
     if isinstance(scheduler, Client):
         return scheduler, False
     try:
@@ -205,8 +194,8 @@ def run_on_dask(
 
     Raises
     ------
-    MissingDependencyError
-        Without ``dask.distributed``.
+    ModuleNotFoundError
+        Without ``dask.distributed`` (``pip install 'napari-liftpose[dask]'``).
     SchedulerError
         If the scheduler cannot be reached.
     """

@@ -303,7 +303,6 @@ class _Report:
 def _run_archive(args: argparse.Namespace) -> int:
     from napari_liftpose.batch import (
         BatchPlanError,
-        MissingDependencyError,
         SchedulerError,
         plan_batch,
         run_in_pool,
@@ -313,11 +312,8 @@ def _run_archive(args: argparse.Namespace) -> int:
 
     if args.scheduler is not None and args.workers != 1:
         raise CliError(f"{PROG} lift: give --workers or --scheduler, not both")
-    if args.scheduler is not None:
-        try:
-            import dask.distributed  # noqa: F401
-        except ImportError:
-            raise CliError(f"{PROG} lift: --scheduler: {_dask_missing()}") from None
+    if args.scheduler is not None:  # without the [dask] extra: one line saying what to install
+        import dask.distributed  # noqa: F401
     check_readable([args.model])
     try:
         plan = plan_batch(args.tracks, args.out_dir, args.ext, args.overwrite)
@@ -355,15 +351,9 @@ def _run_archive(args: argparse.Namespace) -> int:
             f"{PROG} lift: interrupted after {report.lifted} of {len(plan.todo)} files (the "
             "written outputs are complete; run the same command again to resume)"
         ) from None
-    except (MissingDependencyError, SchedulerError) as err:
+    except SchedulerError as err:
         report.bar.close()
         raise CliError(f"{PROG} lift: --scheduler: {err}") from None
     report.bar.close()
     print(report.summary(args.out_dir))
     return 2 if report.failed else 0
-
-
-def _dask_missing() -> str:
-    from napari_liftpose.batch.run import DASK_MISSING
-
-    return DASK_MISSING
