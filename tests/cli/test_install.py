@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,56 +15,55 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 #: Folders the sdist must ship whole (the package, its tests, docs, benchmarks, scripts).
 SHIPPED = ("src", "tests", "docs", "benchmarks", "scripts")
-SHIPPED_SUFFIXES = {".py", ".yaml", ".md", ".png", ".sh"}
 
 
-def source_files() -> set[str]:
-    """The checkout's files under SHIPPED (caches and build output aside)."""
+def source_files(top: str) -> set[str]:
+    """The checkout's files under ``top`` (caches and build output aside), relative to REPO."""
     found = set()
-    for top in SHIPPED:
-        for path in (REPO / top).rglob("*"):
-            rel = path.relative_to(REPO)
-            if (
-                path.is_file()
-                and path.suffix in SHIPPED_SUFFIXES
-                and not any(p == "__pycache__" or p.endswith(".egg-info") for p in rel.parts)
-            ):
-                found.add(rel.as_posix())
+    for path in (REPO / top).rglob("*"):
+        rel = path.relative_to(REPO)
+        if (
+            path.is_file()
+            and path.suffix not in {".pyc", ".pyo"}
+            and not any(p == "__pycache__" or p.endswith(".egg-info") for p in rel.parts)
+        ):
+            found.add(rel.as_posix())
     return found
+
+
+def build(kind: str, out: Path) -> Path:
+    """Build the sdist or the wheel of the checkout into ``out``, offline (no isolation)."""
+    pytest.importorskip("build")
+    pytest.importorskip("setuptools")
+    if not (REPO / "pyproject.toml").is_file() or not (REPO / "MANIFEST.in").is_file():
+        pytest.skip("not a source checkout")
+    command = [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", str(out)]
+    done = subprocess.run([*command, str(REPO)], capture_output=True, text=True, cwd=out)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (archive,) = out.glob("napari_liftpose-*.tar.gz" if kind == "sdist" else "*.whl")
+    return archive
 
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> set[str]:
     """The names in a freshly built sdist, relative to its top folder."""
-    pytest.importorskip("build")
-    pytest.importorskip("setuptools")  # built without isolation: offline, as fast as can be
-    if not (REPO / "pyproject.toml").is_file() or not (REPO / "MANIFEST.in").is_file():
-        pytest.skip("not a source checkout")
-    out = tmp_path_factory.mktemp("sdist")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--sdist",
-            "--no-isolation",
-            "--outdir",
-            str(out),
-            str(REPO),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=out,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (archive,) = out.glob("napari_liftpose-*.tar.gz")
+    archive = build("sdist", tmp_path_factory.mktemp("sdist"))
     with tarfile.open(archive) as tar:
         names = [m.name for m in tar.getmembers() if m.isfile()]
     return {name.split("/", 1)[1] for name in names}
 
 
+def test_the_wheel_holds_every_file_of_the_package(tmp_path):
+    """Data files beside the code (napari.yaml, body models, built-in lifters) included."""
+    with zipfile.ZipFile(build("wheel", tmp_path)) as wheel:
+        names = set(wheel.namelist())
+    package = {n.removeprefix("src/") for n in source_files("src/napari_liftpose")}
+    missing = sorted(package - names)
+    assert not missing, f"missing from the wheel: {missing[:20]}"
+
+
 def test_the_sdist_ships_every_test_doc_benchmark_and_script(sdist):
-    missing = sorted(source_files() - sdist)
+    missing = sorted(set().union(*map(source_files, SHIPPED)) - sdist)
     assert not missing, f"missing from the sdist: {missing[:20]}"
     for name in ("LICENSE", "README.md", "pyproject.toml", "tests/conftest.py", ".ci/run"):
         assert name in sdist
