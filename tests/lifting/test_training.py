@@ -205,3 +205,23 @@ def test_several_roots_and_target_sets(fly, fly_camera, tmp_path):
     truth = small.copy(coords=fly_camera.to_camera_frame(small.coords))
     metrics = evaluate(pred, truth, roots=roots, target_sets=sets)
     assert metrics["roots"] == roots and np.isfinite(metrics["mpjpe"])
+
+
+@pytest.mark.parametrize(
+    ("frames", "repeats"),
+    [
+        (96, 11),  # a hundred real pairs: min_epoch_frames (1024) rules, as before
+        (800, 6),  # the fly / insect: library_passes (6) draws of every frame
+        (2000, 5),  # 6 passes would pass PASSES_CAP_FRAMES: capped at 8192 frames
+        (100_000, 1),  # a large library: one pass
+    ],
+)
+def test_epoch_size_follows_library_size(frames, repeats):
+    from napari_liftpose.lifting.train_config import PASSES_CAP_FRAMES
+
+    config = TrainConfig()
+    assert config.epoch_repeats(frames) == repeats
+    assert TrainConfig(library_passes=1).epoch_repeats(800) == 2  # the rule before the field
+    assert config.epoch_repeats(2000) * 2000 >= PASSES_CAP_FRAMES
+    with pytest.raises(ValueError, match="library_passes"):
+        TrainConfig(library_passes=0)

@@ -375,9 +375,9 @@ class _Run:
                 group["lr"] = lr
             offset = int(self.rng.integers(n_out)) if n_out > 1 else 0
             centers = self.train_idx[offset::n_out]
-            repeats = -(-config.min_epoch_frames // (len(centers) * n_out))  # ceil
+            repeats = config.epoch_repeats(len(centers) * n_out)
             x, conf, off = self.samples.draw(
-                np.tile(centers, max(1, repeats)), self.rng, augment, n_out=n_out
+                np.tile(centers, repeats), self.rng, augment, n_out=n_out
             )
             data = DeviceSamples(x, conf, off, self.norm, self.temporal, self.device)
             order = torch.randperm(len(data), generator=self.shuffle_gen).to(self.device)
