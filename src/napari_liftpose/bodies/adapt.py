@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from napari_liftpose.bodies.library import contracted_edges
-from napari_liftpose.bodies.mapping import KeypointMapping
+from napari_liftpose.bodies.mapping import KeypointMapping, to_user_poses
 from napari_liftpose.lifting.checkpoint import load_checkpoint, save_checkpoint
 from napari_liftpose.lifting.inference import Lifter
 from napari_liftpose.lifting.models import build_model
 from napari_liftpose.lifting.normalization import Normalization
 from napari_liftpose.poses import Poses
 
-__all__ = ["AdaptError", "adapt_lifter", "record_body_model"]
+__all__ = ["AdaptError", "adapt_lifter", "record_body_model", "with_unmapped"]
 
 _CALIBRATION_ARRAYS = ("floor", "visible", "hidden", "rootless")
 
@@ -231,6 +231,34 @@ def _bone_stats(
 
     subset = library.select_keypoints(models).copy(keypoints=users, edges=edges)
     return library_bone_stats([subset], edges)
+
+
+def with_unmapped(
+    lifted: Poses,
+    mapping: KeypointMapping,
+    edges: np.ndarray | Sequence[Sequence[int]] | None = None,
+) -> Poses:
+    """An adapted lifter's output on the user's full keypoint list, NaN where unmapped.
+
+    Parameters
+    ----------
+    lifted : Poses
+        What the adapted lifter returned (keypoints: the user's mapped names).
+    mapping : KeypointMapping
+        The mapping it was adapted with.
+    edges : array-like of int, optional
+        The user's skeleton (indices into ``mapping.user_names``); default: the lifted edges.
+
+    Returns
+    -------
+    Poses
+        Keypoints ``mapping.user_names`` in their order; coordinates, confidence and
+        uncertainty NaN for the unmapped ones (see
+        :func:`~napari_liftpose.bodies.mapping.to_user_poses`).
+    """
+    mapped = [u for u in mapping.user_names if u in mapping.pairs]
+    identity = KeypointMapping(list(mapping.user_names), mapped, {u: u for u in mapped})
+    return to_user_poses(lifted, identity, edges)
 
 
 def record_body_model(path: str | Path, body_model: dict, **extra: object) -> Path:
