@@ -97,6 +97,9 @@ class LiftSession:
     def __init__(self) -> None:
         self.lifter: Lifter | None = None
         self.model_path: Path | None = None
+        #: what the last adaptation of a body-model lifter to a skeleton said ("" if none)
+        self.mapping_note: str = ""
+        self._adapted: dict[tuple[str, ...], Lifter] = {}
         self.current: str | None = None  # the source lifted last: the default of export/evaluate
         self._lifted: dict[str, Lifted] = {}
         self._lock = threading.RLock()
@@ -117,7 +120,57 @@ class LiftSession:
         lifter = load_lifter(path, device=device)
         with self._lock:
             self.lifter, self.model_path = lifter, Path(path)
+            self._adapted.clear()
         return lifter
+
+    def load_builtin(self, name: str, device: str = "cpu") -> Lifter:
+        """Make the built-in lifter ``name`` the session's lifter (see ``docs/builtin-lifters.md``).
+
+        Its keypoints are a body model's; each 2D source is lifted by the lifter adapted to its
+        own keypoints (:meth:`lifter_for`).
+
+        Raises
+        ------
+        ValueError
+            For an unknown name.
+        PoseFileError
+            (a ``ModelFileError``) if the shipped file is missing or damaged.
+        """
+        from napari_liftpose.bodies.builtin import load_builtin
+
+        lifter = load_builtin(name, device)
+        with self._lock:
+            self.lifter, self.model_path = lifter, lifter.path
+            self._adapted.clear()
+        return lifter
+
+    def lifter_for(self, tracks: Poses) -> Lifter:
+        """The lifter for ``tracks``: the session's, or adapted to their keypoints.
+
+        A body-model lifter (a built-in, or one trained with ``--body`` on a body model's whole
+        skeleton) whose keypoints ``tracks`` does not have is adapted to ``tracks``'s keypoints
+        by name (``docs/mapping.md``); :attr:`mapping_note` then says what was not mapped.
+
+        Raises
+        ------
+        ValueError
+            Without a lifter, or keypoints that do not fit (and cannot be mapped).
+        """
+        lifter = self._require_lifter()
+        names = tuple(tracks.keypoints)
+        if "body_model" not in lifter.meta or set(lifter.keypoints) <= set(names):
+            return lifter
+        with self._lock:
+            adapted = self._adapted.get(names)
+        if adapted is None:
+            from napari_liftpose.bodies.builtin import lifter_for_tracks
+
+            adapted, mapping = lifter_for_tracks(lifter, tracks)
+            note = mapping.describe()
+            with self._lock:
+                self._adapted[names] = adapted
+                self.mapping_note = note
+        return adapted
 
     def model_summary(self) -> str:
         """One line about the loaded lifter ("" when none)."""
@@ -151,9 +204,8 @@ class LiftSession:
             Without a lifter, for 3D tracks, or keypoints the lifter needs and ``tracks`` lacks
             (the message names them).
         """
-        lifter = self._require_lifter()
         require_space(tracks, 2, tracks.source, "to lift")
-        return lifter.match(tracks)
+        return self.lifter_for(tracks).match(tracks)
 
     # -- lifting -------------------------------------------------------------------------
     def compute_lift(self, tracks: Poses) -> tuple[Lifter, Poses]:
@@ -161,8 +213,8 @@ class LiftSession:
 
         Returns the lifter used and the lifted poses, for :meth:`keep_lift`.
         """
-        lifter = self._require_lifter()
         require_space(tracks, 2, tracks.source, "to lift")
+        lifter = self.lifter_for(tracks)
         return lifter, lifter.lift(tracks)
 
     def keep_lift(self, name: str, tracks: Poses, lifter: Lifter, lifted: Poses) -> Poses:

@@ -63,6 +63,16 @@ from napari_liftpose.poses import Poses
 __all__ = ["LiftPoseWidget"]
 
 CAMERA_MODES = ("random cameras", "calibration file", "paired 2D layer")
+#: Where the Train tab's 3D poses come from: library files, or a shipped body model.
+LIBRARY_FILES = "3D library files"
+BODY_SOURCES = (LIBRARY_FILES, "body model: mouse", "body model: fly")
+#: Random-camera elevations (degrees) a body model's lifter trains with by default, as the CLI's
+#: ``train --body``: rodents are filmed from above, flies from the side.
+BODY_ELEVATIONS = {"mouse": (50.0, 89.0), "fly": (-10.0, 40.0)}
+#: Poses sampled from a body model for one training run.
+BODY_POSES = 100_000
+NO_BUILTIN = "(choose)"
+WHOLE_SKELETON = "(whole skeleton)"
 
 
 class _Relay(QObject):
@@ -233,6 +243,16 @@ class LiftPoseWidget(QWidget):
 
     # -- building ------------------------------------------------------------------------
     def _build_train_tab(self) -> Container:
+        self.poses_from = ComboBox(label="3D poses from", choices=BODY_SOURCES, value=LIBRARY_FILES)
+        self.poses_from.tooltip = (
+            "a body model needs no 3D data: poses are sampled from it (docs/body-models.md); "
+            "3D library files chosen too are mixed in as the lab's real frames"
+        )
+        self.body_layer = ComboBox(label="keypoints of", choices=[])
+        self.body_layer.tooltip = (
+            "a 2D layer whose keypoints the lifter is for (mapped onto the body model by name); "
+            "empty: the body model's whole skeleton"
+        )
         self.library = FileEdit(label="3D library", mode="rm", filter="*.npz *.h5 *.csv *.npy")
         self.camera_mode = ComboBox(label="camera", choices=CAMERA_MODES, value=CAMERA_MODES[0])
         self.calibration = FileEdit(label="calibration", mode="r", filter="*.toml")
@@ -265,8 +285,11 @@ class LiftPoseWidget(QWidget):
         self.camera_mode.changed.connect(self._show_camera_controls)
         self.train_button.changed.connect(self.start_training)
         self.cancel_button.changed.connect(self.cancel_training)
+        self.poses_from.changed.connect(self._on_poses_from)
         tab = Container(
             widgets=[
+                self.poses_from,
+                self.body_layer,
                 self.library,
                 self.camera_mode,
                 self.calibration,
@@ -291,14 +314,32 @@ class LiftPoseWidget(QWidget):
             ]
         )
         self._show_camera_controls()
+        self._on_poses_from()
         return tab
 
     def _build_model_tab(self) -> Container:
+        from napari_liftpose.bodies.builtin import builtin_names
+
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model")
+        self.builtin = ComboBox(label="built-in lifter", choices=[NO_BUILTIN, *builtin_names()])
+        self.builtin.tooltip = (
+            "lifters made from body models, shipped with the plugin: no 3D data needed; your "
+            "keypoints are mapped onto theirs by name (docs/builtin-lifters.md)"
+        )
+        self.builtin_button = PushButton(text="Use built-in lifter")
         self.model_info = _wrapping(Label(value=""))
         self.load_button.changed.connect(lambda: self.load_model(self.model_file.value))
-        return Container(widgets=[self.model_file, self.load_button, self.model_info])
+        self.builtin_button.changed.connect(lambda: self.use_builtin(self.builtin.value))
+        return Container(
+            widgets=[
+                self.model_file,
+                self.load_button,
+                self.builtin,
+                self.builtin_button,
+                self.model_info,
+            ]
+        )
 
     def _build_lift_tab(self) -> Container:
         self.lift_layer = ComboBox(label="2D layer", choices=[])
@@ -381,9 +422,9 @@ class LiftPoseWidget(QWidget):
         for layer in layers:  # a renamed layer is renamed in the choices too
             layer.events.name.disconnect(self._refresh_layer_choices)
             layer.events.name.connect(self._refresh_layer_choices)
-        for combo in (self.paired_layer, self.lift_layer, self.annotate_layer):
+        for combo in (self.paired_layer, self.lift_layer, self.annotate_layer, self.body_layer):
             current = combo.value
-            combo.choices = names
+            combo.choices = [WHOLE_SKELETON, *names] if combo is self.body_layer else names
             if current in names:
                 combo.value = current
         self._annotate()  # new layers get their chooser, removed ones lose it
@@ -399,8 +440,32 @@ class LiftPoseWidget(QWidget):
             widget.visible = mode == "random cameras"
         self.paired_layer.visible = mode == "paired 2D layer"
 
+    def _body_model(self) -> str | None:
+        """The body model the Train tab samples from, or None for library files."""
+        source = self.poses_from.value
+        return None if source == LIBRARY_FILES else source.split(": ", 1)[1]
+
+    def _on_poses_from(self, event=None) -> None:
+        """Show the controls of the chosen source of 3D poses.
+
+        A body model shows its keypoint layer, gives random cameras its default elevations and
+        distance (as ``train --body``), and makes the library files optional real frames.
+        """
+        body = self._body_model()
+        self.body_layer.visible = body is not None
+        self.library.label = "3D library" if body is None else "real 3D frames (optional)"
+        if body is None:
+            self._on_library()
+            return
+        from napari_liftpose.bodies.sampler import sample_poses
+
+        _set_range(self.elevation, *BODY_ELEVATIONS[body])
+        _set_range(self.distance, *default_distance([sample_poses(body, 2048, seed=0)]))
+
     def _on_library(self, event=None) -> None:
         """Fill the random cameras' distance with the default for this library (as the CLI)."""
+        if self._body_model() is not None:
+            return  # the body model's size decides it
         files = self.library.value
         files = files if isinstance(files, (list, tuple)) else [files]
         try:
@@ -468,10 +533,17 @@ class LiftPoseWidget(QWidget):
             return
         files = self.library.value
         files = files if isinstance(files, (list, tuple)) else [files]
+        roots = [r.strip() for r in self.roots.value.split(",") if r.strip()] or None
+        body = self._body_model()
+        self._body_for_output: str | None = None
         try:
-            if not files or not all(Path(f).is_file() for f in files):
-                raise ValueError("3D library: choose one or more 3D pose files")
-            library = [read_poses(f) for f in files]
+            if body is None:
+                if not files or not all(Path(f).is_file() for f in files):
+                    raise ValueError("3D library: choose one or more 3D pose files")
+                library = [read_poses(f) for f in files]
+            else:
+                library, body_roots = self._body_library(body, files)
+                roots = roots or body_roots
             camera = self._camera_choice()
             config = TrainConfig(
                 model=self.model_kind.value, epochs=int(self.epochs.value), device=self.device.value
@@ -479,7 +551,6 @@ class LiftPoseWidget(QWidget):
         except (PoseFileError, ValueError, KeyError) as err:
             self._error(str(err))
             return
-        roots = [r.strip() for r in self.roots.value.split(",") if r.strip()] or None
         self._cancel.clear()
         self.loss_curve.reset()
         self._progress = TrainingProgress(
@@ -503,6 +574,31 @@ class LiftPoseWidget(QWidget):
         self.status.value = f"Training on {device_description()}..."
         self._worker.start()
 
+    def _body_library(self, body: str, files) -> tuple[list[Poses], list[str]]:
+        """The Train tab's library sampled from ``body``, for the chosen layer's keypoints.
+
+        Library files that exist are mixed in as the lab's real 3D frames. A lifter on the
+        body model's whole skeleton records it, so any lab's layer can be mapped onto it later
+        (as the built-in lifters); one for a layer's keypoints lifts that skeleton directly.
+        """
+        from napari_liftpose.bodies.library import training_library
+
+        real = [read_poses(f) for f in files if f and Path(f).is_file()]
+        layer = self.body_layer.value
+        user = None
+        if layer not in (None, "", WHOLE_SKELETON):
+            user = layer_poses(self.viewer.layers[layer])
+        made = training_library(
+            body,
+            BODY_POSES,
+            user_keypoints=None if user is None else user.keypoints,
+            user_edges=None if user is None or not len(user.edges) else user.edges,
+            real=real,
+        )
+        self._body_for_output = body if user is None else None
+        self._info(made.describe())
+        return made.libraries, made.roots
+
     def cancel_training(self) -> None:
         """Ask the running training to stop; the best model so far is kept."""
         self._cancel.set()
@@ -518,6 +614,13 @@ class LiftPoseWidget(QWidget):
             self._training_failed(result.error)
             return
         self.last_result = result
+        if result.written and self._body_for_output is not None:
+            from napari_liftpose.bodies.adapt import record_body_model
+            from napari_liftpose.bodies.library import body_model_meta
+            from napari_liftpose.bodies.model import load_body_model
+
+            body = load_body_model(self._body_for_output)
+            record_body_model(result.path, body_model_meta(body))
         if result.written:
             self.load_model(result.path)
             self._info(result.summary())
@@ -555,8 +658,31 @@ class LiftPoseWidget(QWidget):
         except (PoseFileError, ValueError, OSError) as err:
             self._error(str(err))
             return False
+        return self._lifter_loaded(f"Lifter loaded: {Path(path).name}")
+
+    def use_builtin(self, name: str) -> bool:
+        """Make the built-in lifter ``name`` the lifter; each 2D layer is mapped onto it by name.
+
+        Returns
+        -------
+        bool
+            True when loaded (the status line says so); False with the reason otherwise.
+        """
+        if name in (None, "", NO_BUILTIN):
+            self._error("Built-in lifter: choose one first")
+            return False
+        try:
+            self.session.load_builtin(name)
+        except (PoseFileError, ValueError, OSError) as err:
+            self._error(str(err))
+            return False
+        return self._lifter_loaded(f"Built-in lifter: {name}")
+
+    def _lifter_loaded(self, message: str) -> bool:
+        """Show the loaded lifter and check it against the selected 2D layer."""
+        path = self.session.model_path or Path("lifter")
         self.model_info.value = self.session.model_summary()
-        self.status.value = f"Lifter loaded: {Path(path).name}"
+        self.status.value = message
         if self.session.needs_camera():
             self.model_info.value += (
                 "\nRandom-camera lifter: to evaluate, give the camera the 2D tracks were filmed "
@@ -569,6 +695,9 @@ class LiftPoseWidget(QWidget):
                 )
             except ValueError as err:
                 self._error(f"{Path(path).name} does not fit layer {self.lift_layer.value}: {err}")
+                return True
+            if self.session.mapping_note:
+                self.model_info.value += f"\n{self.lift_layer.value}: {self.session.mapping_note}"
         return True
 
     # -- lifting -------------------------------------------------------------------------
