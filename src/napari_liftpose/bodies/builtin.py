@@ -115,7 +115,7 @@ RECIPES: dict[str, Recipe] = {
             body_model="mouse",
             elevation=(-5.0, 45.0),
             camera="one camera beside the animal (random cameras, elevation -5-45 deg, any azimuth)",
-            description="mouse or rat filmed from the side or obliquely (treadmill, reaching box)",
+            description="mouse or rat filmed from the side or obliquely (an arena or treadmill seen from the side)",
             root="tail_base",
         ),
         Recipe(

@@ -38,6 +38,7 @@ __all__ = [
     "body_model_meta",
     "choose_root",
     "contracted_edges",
+    "is_rodent",
     "mix_real_frames",
     "restrict_to_mapping",
     "training_library",
@@ -416,6 +417,10 @@ class BodyLibrary:
         How real frames were mixed in (None without any).
     body_model : str
         The body model's name.
+    model : BodyModel or None
+        The body model itself.
+    notes : list of str
+        Further lines for :meth:`describe`.
     """
 
     libraries: list[Poses]
@@ -424,6 +429,7 @@ class BodyLibrary:
     mapping: KeypointMapping | None = None
     mix: MixReport | None = None
     body_model: str = ""
+    model: BodyModel | None = None
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -510,7 +516,7 @@ def training_library(
         root, names = user_of[root_model], list(libraries[0].keypoints)
     else:
         root, names = root_model, list(model.keypoints)
-    return BodyLibrary(libraries, [root], names, mapping, mix if real else None, model.name)
+    return BodyLibrary(libraries, [root], names, mapping, mix if real else None, model.name, model)
 
 
 def _real_on_model(
@@ -538,6 +544,16 @@ def _real_on_model(
             f"{model.name!r}: {real_map.describe()}"
         )
     return to_model_poses(poses, real_map)
+
+
+#: Words of a body model's name or species that make it a rodent (top-view cameras by default).
+_RODENT_WORDS = ("mouse", "mice", "rat", "rattus", "mus ", "rodent")
+
+
+def is_rodent(model: BodyModel) -> bool:
+    """Whether ``model`` is a mouse or rat (by its name or species), filmed from above by default."""
+    text = f"{model.name} {model.species}".lower()
+    return any(word in text for word in _RODENT_WORDS)
 
 
 def body_model_meta(model: BodyModel) -> dict:

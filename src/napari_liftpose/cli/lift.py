@@ -17,6 +17,12 @@ Every file goes through :func:`napari_liftpose.batch.lift_file`, whichever runs 
 The 3D is in the calibration's / library's axes (``--frame world``) by default for known-camera
 and real-pair models, in upright axes for random-camera models; the output file records which
 (``frame``).
+
+``--builtin`` lists the built-in lifters; ``--builtin NAME INPUT... -o OUT`` lifts with one of
+them, no model file needed: each file's keypoints are mapped onto the built-in's body model
+(``--mapping FILE`` overrides), the lifter is adapted to them
+(:func:`~napari_liftpose.bodies.builtin.lifter_for_tracks`), and the output has the file's
+keypoints, NaN for those that map onto nothing (named on the way). See docs/builtin-lifters.md.
 """
 
 from __future__ import annotations
@@ -71,9 +77,25 @@ def add_parser(subparsers) -> None:
             "failed. No output may be one of the inputs."
         ),
     )
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("tracks", nargs="+", metavar="INPUT")
-    where = p.add_mutually_exclusive_group(required=True)
+    p.add_argument(
+        "model", metavar="MODEL", nargs="?", help="a lifter file (with --builtin: the first INPUT)"
+    )
+    p.add_argument("tracks", nargs="*", metavar="INPUT")
+    p.add_argument(
+        "--builtin",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NAME",
+        help="lift with a built-in lifter instead of a MODEL file (mouse-top, mouse-side, "
+        "fly-side); alone, list them",
+    )
+    p.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="--builtin: a TOML [mapping] file overriding the automatic keypoint mapping",
+    )
+    where = p.add_mutually_exclusive_group(required=False)
     where.add_argument("-o", "--output", metavar="OUT", help="output file, or folder")
     where.add_argument(
         "--out-dir", metavar="DIR", help="archive mode: output folder mirroring the inputs"
@@ -195,6 +217,14 @@ def _load(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Lift every input: ``-o`` (stop at the first error) or ``--out-dir`` (an archive)."""
+    if args.builtin is not None:
+        return _run_builtin(args)
+    if args.mapping is not None:
+        raise CliError(f"{PROG} lift: --mapping needs --builtin (see --help)")
+    if args.model is None or not args.tracks:
+        raise CliError(f"{PROG} lift: expected MODEL and at least one INPUT (or --builtin NAME)")
+    if args.output is None and args.out_dir is None:
+        raise CliError(f"{PROG} lift: one of the arguments -o/--output --out-dir is required")
     if args.out_dir is None:
         for option, given in (
             ("--overwrite", args.overwrite),
@@ -357,3 +387,103 @@ def _run_archive(args: argparse.Namespace) -> int:
     report.bar.close()
     print(report.summary(args.out_dir))
     return 2 if report.failed else 0
+
+
+# -- --builtin NAME: a shipped lifter, adapted to each file's keypoints ----------------------
+def _run_builtin(args: argparse.Namespace) -> int:
+    """List the built-ins, or lift ``-o`` files with one (mapping each file's keypoints)."""
+    from napari_liftpose.bodies.builtin import builtin_info, describe_builtins
+
+    inputs = [t for t in [args.model, *args.tracks] if t is not None]
+    if args.builtin == "":
+        if inputs or args.output or args.out_dir:
+            raise CliError(
+                f"{PROG} lift: --builtin needs a NAME before the inputs; the built-ins:\n"
+                + describe_builtins()
+            )
+        print(describe_builtins())
+        return 0
+    try:
+        builtin_info(args.builtin)
+    except ValueError as err:
+        raise CliError(f"{PROG} lift: --builtin: {err}") from None
+    if args.out_dir is not None:
+        raise CliError(
+            f"{PROG} lift: --builtin lifts with -o (each file is mapped on its own); "
+            "--out-dir needs a MODEL file: train one with `train --body`"
+        )
+    for option, given in (
+        ("--overwrite", args.overwrite),
+        ("--workers", args.workers != 1),
+        ("--scheduler", args.scheduler),
+    ):
+        if given:
+            raise CliError(f"{PROG} lift: {option} needs --out-dir (see --help)")
+    if not inputs or args.output is None:
+        raise CliError(f"{PROG} lift: --builtin {args.builtin}: expected INPUT files and -o OUT")
+    output = Path(args.output)
+    targets = output_paths(inputs, output, args.ext)
+    refuse_overwriting_inputs([output, *targets], [*inputs, args.mapping])
+    _check_output(inputs, output)
+    for target in targets:
+        check_writable(target)
+    check_readable([*inputs, args.mapping])
+    _use_threads(args, args.threads or default_threads())
+    from napari_liftpose.bodies.builtin import load_builtin
+
+    lifter = load_builtin(args.builtin, args.device)
+    bar = ProgressBar(not args.quiet)
+    written: list[Path] = []
+    try:
+        for source, target in zip(inputs, targets, strict=True):
+            path = _lift_with_builtin(args, lifter, source, target, bar)
+            written.append(path)
+    except CliError as err:
+        bar.close()
+        raise CliError(_with_written(str(err), written, len(targets))) from None
+    except KeyboardInterrupt:
+        bar.close()
+        message = _with_written(f"{PROG} lift: interrupted", written, len(targets))
+        raise CommandInterrupted(message) from None
+    return 0
+
+
+def _lift_with_builtin(args: argparse.Namespace, lifter, source: str, target: Path, bar) -> Path:
+    """Map, adapt, lift and write one file; print the mapping and where the 3D went."""
+    from napari_liftpose.bodies.adapt import with_unmapped
+    from napari_liftpose.bodies.builtin import lifter_for_tracks
+    from napari_liftpose.io import read_poses, write_poses
+    from napari_liftpose.lifting.matching import require_liftable, require_space
+
+    poses = read_poses(source)
+    require_space(poses, 2, source, "to lift")
+    try:
+        adapted, mapping = lifter_for_tracks(lifter, poses, args.mapping)
+        frame = adapted.output_frame(args.frame)
+    except ValueError as err:
+        raise CliError(f"{source}: {err}") from None
+    print(f"{Path(source).name}: {mapping.describe()}", flush=True)
+    require_a_tracked_root(poses, adapted, source)
+    name = Path(source).name
+    start = time.perf_counter()
+    lifted = adapted.lift(
+        poses,
+        batch_size=args.batch_size,
+        progress=lambda d, t: bar.update(d, t, name),
+        frame=frame,
+    )
+    bar.close()
+    require_liftable(lifted, source, adapted.keypoints[adapted.layout.roots[0]])
+    edges = poses.edges if len(poses.edges) else None
+    out = with_unmapped(lifted, mapping, edges)
+    out.metadata = {**out.metadata, "lifter": f"built-in {args.builtin}"}
+    written = write_poses(out, target)
+    seconds = time.perf_counter() - start
+    rate = poses.n_frames * poses.n_individuals / max(seconds, 1e-9)
+    unmapped = mapping.unmapped_user
+    note = f"; not mapped, written as NaN: {', '.join(unmapped)}" if unmapped else ""
+    print(
+        f"wrote {written}: {poses.n_frames} frames x {poses.n_individuals} individuals "
+        f"({rate:,.0f} poses/s), {_AXES[frame]}, built-in {args.builtin}{note}"
+    )
+    return Path(written)

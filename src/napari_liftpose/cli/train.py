@@ -1,4 +1,11 @@
-"""``napari-liftpose train``: train a lifter on 3D libraries and write one ``.safetensors`` file."""
+"""``napari-liftpose train``: train a lifter on 3D libraries and write one ``.safetensors`` file.
+
+With ``--body mouse|rat|fly|PATH`` the library is sampled from a body model instead
+(:mod:`napari_liftpose.bodies`): ``--keypoints-from TRACKS`` trains on the keypoints of the lab's
+tracks that map onto the model (named as the lab names them), ``LIBRARY_3D`` files are a lab's
+few real 3D frames, mixed in (:func:`~napari_liftpose.bodies.library.training_library`), and
+rodents get top-view cameras unless ``--elevation`` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +43,14 @@ __all__ = ["add_parser", "run", "state_file"]
 
 log = logging.getLogger(__name__)
 
+#: Poses sampled from a body model by default (``--body-poses``).
+BODY_POSES = 50_000
+#: Random-camera elevation without ``--elevation``: level cameras, or a rodent seen from above.
+ELEVATION = (-30.0, 30.0)
+TOP_VIEW = (50.0, 88.0)
+#: Subset dropout of a whole-body-model lifter (lifts any subset a lab tracks).
+BODY_SUBSET_DROPOUT = 0.8
+
 #: Architecture options that only one model type uses.
 _ONLY_FOR = {"width": "mlp", "blocks": "mlp", "channels": "temporal", "filter_widths": "temporal"}
 
@@ -45,9 +60,18 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a lifter on 3D pose libraries",
-        description="Train a 2D->3D lifter on one or more 3D libraries and write one .safetensors file.",
+        description=(
+            "Train a 2D->3D lifter on one or more 3D libraries and write one .safetensors "
+            "file. With --body, on poses sampled from a body model (no 3D library needed; "
+            "LIBRARY_3D files are then a lab's real 3D frames, mixed in)."
+        ),
     )
-    p.add_argument("libraries", nargs="+", metavar="LIBRARY_3D", help="3D pose files")
+    p.add_argument(
+        "libraries",
+        nargs="*",
+        metavar="LIBRARY_3D",
+        help="3D pose files (with --body: optional real 3D frames to mix in)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write")
     p.add_argument(
         "--units",
@@ -55,7 +79,50 @@ def add_parser(subparsers) -> None:
         help="the library's units (e.g. mm), where its file does not say; printed errors and "
         'lifted files use them (default: the file\'s, else "units")',
     )
-    src = p.add_mutually_exclusive_group(required=True)
+    body = p.add_argument_group(
+        "body model",
+        "train on poses sampled from a body model (docs/body-models.md, docs/builtin-lifters.md)",
+    )
+    body.add_argument(
+        "--body",
+        metavar="MODEL",
+        help="a shipped body model (mouse, rat, fly) or a body-model TOML file",
+    )
+    body.add_argument(
+        "--keypoints-from",
+        metavar="TRACKS",
+        help="train on the keypoints of these 2D tracks that map onto the body model, named as "
+        "they are there (default: all of the body model's)",
+    )
+    body.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="a TOML [mapping] file overriding the automatic keypoint mapping (docs/mapping.md)",
+    )
+    body.add_argument(
+        "--body-poses",
+        type=at_least(64),
+        default=BODY_POSES,
+        metavar="N",
+        help=f"poses to sample (default: {BODY_POSES})",
+    )
+    body.add_argument(
+        "--real-share",
+        type=fraction(low_open=True, high_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="share of the training frames the real 3D frames (LIBRARY_3D) make up after "
+        "repetition (default: 0.25)",
+    )
+    body.add_argument(
+        "--subset-dropout",
+        type=fraction(low_open=False, high_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="largest share of keypoints a training sample hides (default: 0.8 when training on "
+        "the whole body model, so it lifts any subset; 0 with --keypoints-from)",
+    )
+    src = p.add_mutually_exclusive_group(required=False)
     src.add_argument(
         "--camera",
         metavar="CALIBRATION.toml[:CAMERA]",
@@ -75,7 +142,13 @@ def add_parser(subparsers) -> None:
     rc = p.add_argument_group("random cameras")
     pair = {"nargs": 2, "action": OrderedPair, "metavar": ("MIN", "MAX")}
     rc.add_argument("--azimuth", type=finite_float, default=(-180.0, 180.0), **pair)
-    rc.add_argument("--elevation", type=finite_float, default=(-30.0, 30.0), **pair)
+    rc.add_argument(
+        "--elevation",
+        type=finite_float,
+        default=None,
+        help="degrees (default: -30 30; with --body of a rodent 50 88, a camera above)",
+        **pair,
+    )
     rc.add_argument("--roll", type=finite_float, default=(0.0, 0.0), **pair)
     rc.add_argument(
         "--distance",
@@ -220,6 +293,11 @@ def _config(args: argparse.Namespace):
         "frame_dropout",
     )
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    subset = getattr(args, "subset_dropout", None)
+    if subset is None and args.body is not None and not args.keypoints_from:
+        subset = BODY_SUBSET_DROPOUT
+    if subset:
+        overrides["subset_dropout"] = subset
     return TrainConfig(
         model=args.model,
         architecture=_architecture(args),
@@ -229,7 +307,19 @@ def _config(args: argparse.Namespace):
     )
 
 
-def _camera(args: argparse.Namespace, libraries: list):
+def _elevation(args: argparse.Namespace, body=None) -> tuple[float, float]:
+    """``--elevation``, else a camera above a rodent body model, else level cameras."""
+    if args.elevation is not None:
+        return args.elevation
+    if body is not None:
+        from napari_liftpose.bodies.library import is_rodent
+
+        if is_rodent(body):
+            return TOP_VIEW
+    return ELEVATION
+
+
+def _camera(args: argparse.Namespace, libraries: list, body=None):
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import KnownCamera, PairedTracks, RandomCameras
     from napari_liftpose.lifting.camera_defaults import up_vector
@@ -241,7 +331,7 @@ def _camera(args: argparse.Namespace, libraries: list):
         try:
             return RandomCameras(
                 azimuth=args.azimuth,
-                elevation=args.elevation,
+                elevation=_elevation(args, body),
                 roll=args.roll,
                 distance=args.distance,  # None: train() uses default_distance(libraries)
                 projection=args.projection,
@@ -303,8 +393,10 @@ def run(args: argparse.Namespace) -> int:
     """Train and print where the model went; see :func:`napari_liftpose.lifting.train`."""
     output = Path(args.output)
     calibration = split_camera_spec(args.camera)[0] if args.camera else None
-    inputs = [*args.libraries, *(args.tracks_2d or []), calibration]
+    body_inputs = [args.keypoints_from, args.mapping] if args.body is not None else []
+    inputs = [*args.libraries, *(args.tracks_2d or []), calibration, *body_inputs]
     refuse_overwriting_inputs([output, state_file(output)], inputs)  # before importing torch
+    _check_sources(args)
     from napari_liftpose.io import read_poses
     from napari_liftpose.lifting import train
     from napari_liftpose.lifting.matching import require_space
@@ -321,7 +413,12 @@ def run(args: argparse.Namespace) -> int:
     libraries = [read_poses(p) for p in args.libraries]
     for path, lib in zip(args.libraries, libraries, strict=True):
         require_space(lib, 3, path, "for a library")
-    camera = _camera(args, libraries)
+    built = None
+    if args.body is not None:
+        built = _body_library(args, libraries)
+        libraries, args.root = built.libraries, args.root or built.roots
+        print(built.describe(), flush=True)
+    camera = _camera(args, libraries, built and built.model)
     bar = ProgressBar(not args.quiet and not log.isEnabledFor(logging.INFO))  # -v: a line per epoch
     if args.units:
         libraries = [lib.copy(units=args.units) for lib in libraries]
@@ -355,9 +452,80 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if result.path is None:  # e.g. no epoch gave a finite validation error
         raise CliError(result.summary())
+    if built is not None:
+        _record_body_model(result.path, built)
     print(
         f"wrote {result.path}: {result.status} after {epochs(result.epochs_run)}, best epoch "
         f"{result.best_epoch}, validation MPJPE {number(result.val_mpjpe)} {units}, "
         f"{result.elapsed_s:.1f} s"
     )
     return 0
+
+
+# -- --body: a library sampled from a body model ----------------------------------------------
+def _check_sources(args: argparse.Namespace) -> None:
+    """One source of 2D (or --body); body-model options only with --body."""
+    if args.body is None:
+        for flag, given in (
+            ("--keypoints-from", args.keypoints_from),
+            ("--mapping", args.mapping),
+            ("--real-share", args.real_share is not None),
+            ("--body-poses", args.body_poses != BODY_POSES),
+        ):
+            if given:
+                raise CliError(f"{PROG} train: {flag} needs --body")
+        if not args.libraries:
+            raise CliError(f"{PROG} train: expected LIBRARY_3D files, or --body MODEL")
+        if not (args.camera or args.random_camera or args.tracks_2d):
+            raise CliError(f"{PROG} train: expected one of --camera, --random-camera, --tracks-2d")
+        return
+    if args.tracks_2d:
+        raise CliError(
+            f"{PROG} train: --tracks-2d pairs real 2D with real 3D; a body model has no 2D "
+            "(use --random-camera or --camera)"
+        )
+    if args.real_share is not None and not args.libraries:
+        raise CliError(f"{PROG} train: --real-share needs real 3D frames (LIBRARY_3D files)")
+    if not args.camera:
+        args.random_camera = True  # a body model: random cameras unless a known one is given
+
+
+def _body_library(args: argparse.Namespace, real: list):
+    """The sampled (and mapped, and mixed) library; every problem one line naming its file."""
+    from napari_liftpose.bodies import load_body_model
+    from napari_liftpose.bodies.library import REAL_SHARE, training_library
+    from napari_liftpose.bodies.mapping import read_mapping_file
+    from napari_liftpose.io import read_poses
+
+    body = load_body_model(args.body)  # a bad file: one line naming it (BodyModelError)
+    user = edges = None
+    if args.keypoints_from:
+        tracks = read_poses(args.keypoints_from)
+        user, edges = list(tracks.keypoints), tracks.edges if len(tracks.edges) else None
+    overrides = read_mapping_file(args.mapping, body.keypoints) if args.mapping else None
+    try:
+        built = training_library(
+            body,
+            args.body_poses,
+            user_keypoints=user,
+            overrides=overrides,
+            user_edges=edges,
+            real=real,
+            real_share=args.real_share or REAL_SHARE,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        where = args.keypoints_from or args.body
+        raise CliError(f"{where}: {err}") from None
+    return built
+
+
+def _record_body_model(path: Path, built) -> None:
+    """Record the body model (and the mapping) in the written model file."""
+    from napari_liftpose.bodies.adapt import record_body_model
+    from napari_liftpose.bodies.library import body_model_meta
+
+    extra = {}
+    if built.mapping is not None:
+        extra["mapping"] = dict(built.mapping.pairs)
+    record_body_model(path, body_model_meta(built.model), **extra)
