@@ -7,7 +7,10 @@ units. Both scores here therefore align the prediction to the truth with a *simi
 
 * :func:`pa_mpjpe_frames`: one alignment per frame (PA-MPJPE), what the pose's shape is worth;
 * :func:`sequence_mpjpe`: the poses made root-relative, then **one** alignment for the whole
-  sequence, so a lifter must also keep the orientation and size steady from frame to frame.
+  sequence, so a lifter must also keep the orientation and size steady from frame to frame;
+* :func:`motion_mpjpe` (a diagnostic, not a score): as :func:`sequence_mpjpe`, with the
+  prediction's mean pose swapped for the truth's, so only its motion about that mean counts
+  (proportions that differ from the animal's cost nothing there).
 
 Errors are Euclidean, in the truth's units, averaged over the valid joints (finite in both) of
 every frame; a single root keypoint is left out of the averages (its root-relative error is 0 by
@@ -28,7 +31,9 @@ __all__ = [
     "similarity_fit",
     "root_relative",
     "pa_mpjpe_frames",
+    "sequence_errors",
     "sequence_mpjpe",
+    "motion_mpjpe",
     "score",
     "fraction_above",
 ]
@@ -158,42 +163,89 @@ def _pooled(values: np.ndarray, counts: np.ndarray) -> float:
     return float((values[keep] * counts[keep]).sum() / counts[keep].sum()) if keep.any() else np.nan
 
 
-def sequence_mpjpe(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> float:
-    """MPJPE after one similarity alignment for the whole sequence, on root-relative poses.
+def sequence_errors(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> np.ndarray:
+    """Per-joint errors ``(frames, keypoints)`` after one similarity for the whole sequence.
 
     Every frame of both is made root-relative (:func:`root_relative`), then the single
     similarity that best takes all the prediction's valid joints of all frames onto the truth's
-    is applied, and the error averaged over those joints.
+    is applied. NaN where a joint is not valid (and for a single root keypoint); all NaN with
+    fewer than 3 valid joints in all.
+    """
+    p = root_relative(pred, root)
+    t = root_relative(truth, root)
+    valid = _valid(p, t, root)
+    out = np.full(valid.shape, np.nan)
+    if valid.sum() < 3:
+        return out
+    try:
+        fit = similarity_fit(p[valid], t[valid])
+    except ValueError:
+        return out
+    out[valid] = np.linalg.norm(fit.apply(p[valid]) - t[valid], axis=-1)
+    return out
+
+
+def sequence_mpjpe(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> float:
+    """MPJPE after one similarity alignment for the whole sequence, on root-relative poses.
+
+    The mean of :func:`sequence_errors` over the valid joints of all frames: a lifter must keep
+    its orientation and size steady from frame to frame to score well.
 
     Returns
     -------
     float
         In the truth's units; NaN with fewer than 3 valid joints in all.
     """
+    errors = sequence_errors(pred, truth, root)
+    finite = np.isfinite(errors)
+    return float(errors[finite].mean()) if finite.any() else float("nan")
+
+
+def motion_mpjpe(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> float:
+    """:func:`sequence_mpjpe` after swapping the prediction's mean pose for the truth's.
+
+    Both are made root-relative and the prediction aligned by one similarity as in
+    :func:`sequence_mpjpe`; then each joint of the prediction is moved by the difference of its
+    mean over the frames from the truth's. What is left is the error of the motion about the
+    mean pose: below the truth's own mean pose (whose error is the truth's spread) only when the
+    prediction's motion follows the animal's. Joints are those valid in every frame. The
+    alignment is fitted with the prediction's own proportions, so it is not exactly the one a
+    correctly built prediction would get: wrong proportions cost a little here, not nothing
+    (offsets of 5 units on the sleap-anipose mouse: under 1 % of their sequence MPJPE).
+
+    Returns
+    -------
+    float
+        In the truth's units; NaN with fewer than 3 joints valid in every frame.
+    """
     p = root_relative(pred, root)
     t = root_relative(truth, root)
-    valid = _valid(p, t, root)
-    if valid.sum() < 3:
+    keep = _valid(p, t, root).all(axis=0)
+    if keep.sum() < 3 or len(p) == 0:
         return float("nan")
+    p, t = p[:, keep], t[:, keep]
     try:
-        fit = similarity_fit(p[valid], t[valid])
+        fit = similarity_fit(p.reshape(-1, 3), t.reshape(-1, 3))
     except ValueError:
         return float("nan")
-    return float(np.linalg.norm(fit.apply(p[valid]) - t[valid], axis=-1).mean())
+    aligned = fit.apply(p)
+    moved = aligned - aligned.mean(axis=0) + t.mean(axis=0)
+    return float(np.linalg.norm(moved - t, axis=-1).mean())
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Both scores of one prediction, and what they were computed over."""
+    """Both scores of one prediction, the motion diagnostic, and what they were computed over."""
 
     pa_mpjpe: float
     sequence_mpjpe: float
     n_frames: int
     n_joints: int
+    motion_mpjpe: float = float("nan")
 
 
 def score(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> Scores:
-    """:func:`pa_mpjpe_frames` (pooled over joints) and :func:`sequence_mpjpe` of one sequence."""
+    """:func:`pa_mpjpe_frames` (pooled over joints), :func:`sequence_mpjpe` and :func:`motion_mpjpe`."""
     pred = np.asarray(pred, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
     frames = pa_mpjpe_frames(pred, truth, root)
@@ -204,6 +256,7 @@ def score(pred: np.ndarray, truth: np.ndarray, root: Root = 0) -> Scores:
         sequence_mpjpe=sequence_mpjpe(pred, truth, root),
         n_frames=int(scored.sum()),
         n_joints=int(counts[scored].sum()),
+        motion_mpjpe=motion_mpjpe(pred, truth, root),
     )
 
 

@@ -83,6 +83,21 @@ def test_sequence_mpjpe_is_zero_under_one_similarity_and_any_root_motion(mouse_3
     assert scoring.sequence_mpjpe(moved, mouse_3d, root=[3, 5, 6]) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_sequence_errors_per_joint(mouse_3d):
+    """One joint moved by a known amount in every frame: its error is that, the others' near 0."""
+    pred = mouse_3d.copy()
+    pred[:, 0] += np.array([0.0, 0.0, 0.5])  # the nose, 0.5 units off
+    pred[7, 2] = np.nan
+    errors = scoring.sequence_errors(pred, mouse_3d, root=6)
+    assert errors.shape == mouse_3d.shape[:2]
+    assert np.isnan(errors[:, 6]).all() and np.isnan(errors[7, 2])
+    # the alignment moves a little to share one joint's offset: the nose keeps most of it
+    assert 0.4 < np.nanmean(errors[:, 0]) <= 0.5
+    others = np.delete(errors, [0, 6], axis=1)
+    assert np.nanmax(others) < 0.1
+    assert scoring.sequence_mpjpe(pred, mouse_3d, root=6) == pytest.approx(np.nanmean(errors))
+
+
 def test_pa_mpjpe_agrees_with_the_package_metric(mouse_3d):
     """Same definition as lifting.metrics.pa_mpjpe on a noisy, rotated, scaled prediction."""
     rng = np.random.default_rng(4)
@@ -141,6 +156,29 @@ def test_a_constant_pose_scores_what_the_motion_is():
     # a least-squares fit per frame spreads that joint's error over the others: the mean
     # Euclidean error grows (0.34 here), which is why the table gives both scores
     assert 0.25 < got.pa_mpjpe < 0.5
+
+
+def test_motion_ignores_proportions_but_not_motion(mouse_3d):
+    """Wrong proportions (a fixed offset per joint) cost nothing; a frozen pose costs the spread."""
+    rng = np.random.default_rng(7)
+    offsets = rng.normal(0, 5.0, (1, mouse_3d.shape[1], 3))
+    offsets[:, 6] = 0.0  # the root stays the root
+    wrong_build = 0.5 * (mouse_3d + offsets) @ _rotations(1, 7)[0]
+    # the alignment is fitted with the wrong build, so it is slightly off: near 0, not 0
+    wrong = scoring.sequence_mpjpe(wrong_build, mouse_3d, root=6)
+    assert wrong > 4.0
+    assert scoring.motion_mpjpe(wrong_build, mouse_3d, root=6) < 0.01 * wrong
+    exact = 0.5 * mouse_3d @ _rotations(1, 8)[0] + 3.0
+    assert scoring.motion_mpjpe(exact, mouse_3d, root=6) == pytest.approx(0.0, abs=1e-9)
+    frozen = np.repeat(mouse_3d.mean(0, keepdims=True), len(mouse_3d), axis=0)
+    rel = scoring.root_relative(mouse_3d, 6)
+    spread = np.linalg.norm(rel - rel.mean(0), axis=-1)[:, np.arange(15) != 6].mean()
+    assert scoring.motion_mpjpe(frozen, mouse_3d, root=6) == pytest.approx(spread, rel=0.05)
+    # a joint missing in some frame is left out of this diagnostic, not of the scores
+    holed = exact.copy()
+    holed[3, 0] = np.nan
+    assert scoring.motion_mpjpe(holed, mouse_3d, root=6) == pytest.approx(0.0, abs=1e-9)
+    assert scoring.score(holed, mouse_3d, root=6).motion_mpjpe == pytest.approx(0.0, abs=1e-9)
 
 
 def test_fraction_above():
