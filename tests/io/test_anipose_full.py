@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from napari_liftpose.io import read_poses, write_poses
+from napari_liftpose.io._csv import EXACT_FLOATS
 
 FLY = "fly_df3d_210902/points3d.npz"
 
@@ -36,7 +37,7 @@ def _anipose_columns(keypoints):
 
 def test_columns_and_values_are_anipose_s(tmp_path, data_dir):
     poses = _lifted(data_dir)
-    table = pd.read_csv(write_poses(poses, tmp_path / "pose-3d.csv"), float_precision="round_trip")
+    table = pd.read_csv(write_poses(poses, tmp_path / "pose-3d.csv"), **EXACT_FLOATS)
     assert list(table.columns) == _anipose_columns(poses.keypoints)
     for k, kp in enumerate(poses.keypoints):
         for a, axis in enumerate("xyz"):
@@ -53,7 +54,7 @@ def test_columns_and_values_are_anipose_s(tmp_path, data_dir):
 
 def test_without_uncertainty_error_is_nan(tmp_path, data_dir):
     poses = _lifted(data_dir).copy(uncertainty=None)
-    table = pd.read_csv(write_poses(poses, tmp_path / "plain.csv"), float_precision="round_trip")
+    table = pd.read_csv(write_poses(poses, tmp_path / "plain.csv"), **EXACT_FLOATS)
     assert table[[f"{kp}_error" for kp in poses.keypoints]].isna().all().all()
     assert read_poses(tmp_path / "plain.csv").uncertainty is None
 
@@ -89,7 +90,7 @@ def test_anipose_triangulated_error_is_not_a_radius(tmp_path, data_dir):
     """anipose triangulates from 2+ cameras: its ``_error`` is a reprojection error in px."""
     poses = _lifted(data_dir)
     path = write_poses(poses, tmp_path / "tri.csv")
-    table = pd.read_csv(path, float_precision="round_trip")
+    table = pd.read_csv(path, **EXACT_FLOATS)
     table[f"{poses.keypoints[0]}_ncams"] = 3.0
     table.to_csv(path, index=False)
     back = read_poses(path)
@@ -100,7 +101,7 @@ def test_anipose_triangulated_error_is_not_a_radius(tmp_path, data_dir):
 def test_old_files_without_the_full_layout_still_read(tmp_path, data_dir):
     poses = _lifted(data_dir)
     path = write_poses(poses, tmp_path / "full.csv")
-    table = pd.read_csv(path, float_precision="round_trip")
+    table = pd.read_csv(path, **EXACT_FLOATS)
     old = [
         c for c in table.columns if not c.endswith("_ncams") and not c.startswith(("M_", "center_"))
     ]

@@ -13,6 +13,7 @@ import sleap_io as sio
 
 from napari_liftpose import Poses
 from napari_liftpose.io import detect_format, read_poses
+from napari_liftpose.io._csv import EXACT_FLOATS
 
 SLEAP_SESSION = "sleap_anipose_minimal_session"
 CAMERAS = ["back", "mid", "side", "top"]
@@ -88,7 +89,7 @@ def test_dlc_h5_counts_names_and_skeleton_from_config(data_dir):
 
 def test_dlc_csv_single_animal(data_dir):
     path = data_dir / "dlc_openfield_csv" / "openfield_dlc_inference_example.csv"
-    frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    frame = pd.read_csv(path, header=[0, 1, 2], index_col=0, **EXACT_FLOATS)
     poses = read_poses(path)
     assert poses.keypoints == ["snout", "leftear", "rightear", "tailbase"]
     assert poses.coords.shape == (2330, 1, 4, 2)

@@ -10,6 +10,7 @@ import pytest
 import sleap_io as sio
 
 from napari_liftpose.io import read_poses, write_poses
+from napari_liftpose.io._csv import EXACT_FLOATS
 
 FLY = "fly_df3d_210902/points3d.npz"
 TOP_SLP = "sleap_anipose_minimal_session/top/minimal_top_proofread.slp"
@@ -54,8 +55,8 @@ def test_dlc_roundtrip_is_bit_exact(tmp_path, data_dir, name):
     if source.suffix == ".h5":
         before, after = pd.read_hdf(source), pd.read_hdf(out)
     else:
-        before = pd.read_csv(source, header=[0, 1, 2], index_col=0)
-        after = pd.read_csv(out, header=[0, 1, 2], index_col=0)
+        before = pd.read_csv(source, header=[0, 1, 2], index_col=0, **EXACT_FLOATS)
+        after = pd.read_csv(out, header=[0, 1, 2], index_col=0, **EXACT_FLOATS)
     pd.testing.assert_frame_equal(before, after, check_exact=True)
 
 
@@ -140,6 +141,6 @@ def test_dlc_labelled_data_roundtrip(tmp_path, suffix):
     if suffix == ".h5":
         after = pd.read_hdf(out)
     else:
-        after = pd.read_csv(out, header=[0, 1, 2], index_col=[0, 1, 2])
+        after = pd.read_csv(out, header=[0, 1, 2], index_col=[0, 1, 2], **EXACT_FLOATS)
     np.testing.assert_array_equal(after.to_numpy(), frame.to_numpy())
     assert list(after.index) == list(frame.index)

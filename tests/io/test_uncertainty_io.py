@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from napari_liftpose.io import read_poses, write_poses
+from napari_liftpose.io._csv import EXACT_FLOATS
 from napari_liftpose.poses import Poses
 
 FLY = "fly_df3d_210902/points3d.npz"
@@ -44,7 +45,7 @@ def test_uncertainty_and_suspicion_round_trip(tmp_path, data_dir, suffix, indivi
 def test_anipose_csv_error_column_is_the_uncertainty(tmp_path, data_dir, individuals):
     poses = _lifted_like(data_dir, individuals)
     path = write_poses(poses, tmp_path / "lifted.csv")
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, **EXACT_FLOATS)
     kp = poses.keypoints[5]
     rows = table if individuals == 1 else table[table["individual"] == "fly1"]
     np.testing.assert_allclose(rows[f"{kp}_error"].to_numpy(), poses.uncertainty[:, -1, 5])
@@ -67,7 +68,7 @@ def test_anipose_reprojection_error_is_not_read_as_a_radius(tmp_path, data_dir):
     """anipose's own files have ``_ncams``: their ``_error`` is a reprojection error in pixels."""
     poses = _lifted_like(data_dir)
     path = write_poses(poses, tmp_path / "lifted.csv")
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, **EXACT_FLOATS)
     for kp in poses.keypoints:
         table[f"{kp}_ncams"] = 3
     table.to_csv(path, index=False)

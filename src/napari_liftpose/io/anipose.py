@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from napari_liftpose.io._csv import EXACT_FLOATS
 from napari_liftpose.io._hdf5 import hdf5_keys, is_hdf5, open_hdf5, read_dataset
 from napari_liftpose.io.atomic import atomic_path, verify_csv_lines
 from napari_liftpose.io.errors import PoseFileError
@@ -132,9 +133,7 @@ def read_anipose_csv(path: str | Path) -> Poses:
     if not keypoints:
         raise PoseFileError(path, "not an anipose 3D table: no <keypoint>_x/_y/_z columns")
     try:
-        table = pd.read_csv(
-            path, float_precision="round_trip", dtype={"individual": str}, encoding="utf-8"
-        )
+        table = pd.read_csv(path, dtype={"individual": str}, encoding="utf-8", **EXACT_FLOATS)
     except Exception as err:
         raise PoseFileError(path, f"unreadable CSV: {err}") from None
     numeric = [f"{kp}_{axis}" for kp in keypoints for axis in (*_AXES, "score", "error")]

@@ -306,8 +306,10 @@ def hdf5_image(fill: Callable[[h5py.File], object]) -> bytes:
 def hdf5_store_image(fill: Callable[[pd.HDFStore], object]) -> bytes:
     """The bytes of a pandas/PyTables HDF5 store built in memory by ``fill(store)``.
 
-    For example ``hdf5_store_image(lambda store: frame.to_hdf(store, key="df"))``. Write them
-    with :func:`atomic_write_bytes`.
+    For example ``hdf5_store_image(lambda store: store.put("df", frame, track_times=False))``;
+    write them with :func:`atomic_write_bytes`. Not ``frame.to_hdf(store, ...)``: pandas 2 turns
+    the store into its file name and writes a file of that name; such a file is removed and
+    ``RuntimeError`` raised.
     """
     import pandas as pd
 
@@ -317,9 +319,16 @@ def hdf5_store_image(fill: Callable[[pd.HDFStore], object]) -> bytes:
         try:
             fill(store)
             store.flush()
-            return store._handle.get_file_image()
+            image = store._handle.get_file_image()
         finally:
             store.close()
+            strayed = os.path.lexists(name)
+            if strayed:
+                with contextlib.suppress(OSError):
+                    os.remove(name)
+    if strayed:
+        raise RuntimeError(f"{fill!r} wrote a file on disk, not the in-memory store")
+    return image
 
 
 def verify_csv_lines(path: Path, header_rows: int, rows: int, fields: int) -> None:

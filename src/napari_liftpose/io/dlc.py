@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import reprlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from napari_liftpose.io._csv import EXACT_FLOATS
 from napari_liftpose.io._hdf5 import is_hdf5, pandas_keys
 from napari_liftpose.io.atomic import (
     atomic_path,
@@ -73,16 +73,6 @@ def _csv_layout(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _pandas_version() -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", pd.__version__)
-    return (int(match[1]), int(match[2])) if match else (0, 0)
-
-
-#: The exact double of every CSV cell: before pandas 3.1 the default parser may be 1 ulp off
-#: (pandas 2.3: 6,296 of the 27,960 cells of a real DLC file); 3.1 deprecates the option.
-_EXACT_FLOATS = {"float_precision": "round_trip"} if _pandas_version() < (3, 1) else {}
-
-
 def _read_table(path: Path) -> pd.DataFrame:
     """The DataFrame of a DLC table; the file is read once and parsed from memory."""
     try:
@@ -131,7 +121,7 @@ def _read_csv_table(path: Path, raw: bytes) -> pd.DataFrame:
             io.BytesIO(raw),
             header=list(range(n_header)),
             index_col=list(range(n_index)),
-            **_EXACT_FLOATS,
+            **EXACT_FLOATS,
         )
     except Exception as err:
         if isinstance(err, pd.errors.ParserError):
@@ -392,8 +382,10 @@ def write_dlc(poses: Poses, path: str | Path) -> Path:
     layout = "fixed" if isinstance(frame.index, pd.MultiIndex) else "table"
     # PyTables builds the file in memory: on a full disk it could report success for a
     # broken file, while plain Python I/O raises a clean OSError
+    # store.put, not frame.to_hdf(store): pandas 2 turns the store back into its file name
+    # (HDFStore.__fspath__) and would write a file of that name in the working directory
     image = hdf5_store_image(
-        lambda store: frame.to_hdf(store, key=_DLC_KEY, format=layout)
+        lambda store: store.put(_DLC_KEY, frame, format=layout, track_times=False)
     )
     atomic_write_bytes(path, image, verify=lambda tmp: _verify_dlc_h5(tmp, frame.shape))
     return path

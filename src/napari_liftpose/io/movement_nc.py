@@ -15,7 +15,8 @@ radius holding the true point 80% of the time), ``suspicion`` ``(time, individua
 ``edges`` ``(edge, end)`` (the skeleton, keypoint indices) and attributes ``units``, ``frame``
 (axes of lifted 3D), ``video`` and ``lifter``. movement ignores what it does not know.
 
-Files are written with xarray's ``h5netcdf`` engine into memory, then atomically to disk.
+Files are written with xarray's ``h5netcdf`` engine into memory (any xarray from 2023.1), then
+atomically to disk.
 They are read with h5py alone, through the same checks as every HDF5 reader here (no data kept
 in other files, no dataset declaring far more memory than it stores, numbers where numbers
 belong): a hostile ``.nc`` cannot run code, read other files or exhaust memory.
@@ -23,7 +24,9 @@ belong): a hostile ``.nc`` cannot run code, read other files or exhaust memory.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -32,6 +35,9 @@ from napari_liftpose.io._hdf5 import is_hdf5, open_hdf5, read_dataset
 from napari_liftpose.io.atomic import atomic_write_bytes
 from napari_liftpose.io.errors import PoseFileError
 from napari_liftpose.poses import Poses, as_fps, as_names, as_numbers, as_text
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["is_movement_nc_file", "read_movement_nc", "write_movement_nc"]
 
@@ -275,6 +281,28 @@ def _dataset(poses: Poses):
     )
 
 
+def _netcdf_image(ds: xr.Dataset, encoding: dict) -> bytes:
+    """The bytes of ``ds`` as a netCDF4 file, built in memory with the ``h5netcdf`` engine.
+
+    xarray before 2025.7 writes bytes with the ``scipy`` engine only (netCDF3, which movement
+    cannot read back here): there, xarray's own ``h5netcdf`` store is filled into a
+    :class:`io.BytesIO`, as newer xarray does. HDF5 never writes to the disk itself (see
+    :mod:`napari_liftpose.io.atomic`).
+    """
+    try:
+        return bytes(ds.to_netcdf(engine="h5netcdf", encoding=encoding))
+    except ValueError as err:
+        if "bytes" not in str(err):
+            raise
+    import h5netcdf
+    from xarray.backends import H5NetCDFStore
+
+    buffer = io.BytesIO()
+    with h5netcdf.File(buffer, "w") as f:
+        ds.dump_to_store(H5NetCDFStore(f, mode="w"), encoding=encoding)
+    return buffer.getvalue()
+
+
 def write_movement_nc(poses: Poses, path: str | Path) -> Path:
     """Write ``poses`` as movement's netCDF poses dataset, atomically and verified.
 
@@ -295,7 +323,7 @@ def write_movement_nc(poses: Poses, path: str | Path) -> Path:
     ds = _dataset(poses)
     numeric = ("position", "confidence", "uncertainty", "suspicion")
     encoding = {name: {"zlib": True, "complevel": 4} for name in numeric if name in ds.data_vars}
-    image = bytes(ds.to_netcdf(engine="h5netcdf", encoding=encoding))
+    image = _netcdf_image(ds, encoding)
 
     def verify(tmp: Path) -> None:
         with open_hdf5(tmp) as f:
