@@ -49,7 +49,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bodymodel_scoring import Scores, fraction_above, score, sequence_errors  # noqa: E402
+from bodymodel_scoring import (  # noqa: E402
+    Scores,
+    fraction_above,
+    root_relative,
+    score,
+    sequence_errors,
+    similarity_fit,
+)
 
 from napari_liftpose import Poses  # noqa: E402
 from napari_liftpose.bodies import load_body_model  # noqa: E402
@@ -281,6 +288,29 @@ def session_motion() -> tuple[float, float, int]:
     return sd, radius, len(pts)
 
 
+def landmark_distances() -> str:
+    """Distances from Trunk: the session's mean pose, and the body model's mean pose scaled to it.
+
+    The scale is the one similarity that takes the model's mean pose onto the session's mean
+    (root-relative), as the scores use.
+    """
+    truth = read_poses(SESSION / "points3d.h5")
+    users = list(truth.keypoints)
+    root = users.index("Trunk")
+    model = load_body_model("mouse")
+    mapping = map_keypoints(users, model.keypoints, aliases=model.aliases)
+    mean_truth = root_relative(truth.coords[:, 0].astype(np.float64), root).mean(0)
+    mean_model = root_relative(mean_pose_user("mouse", mapping, users)[None], root)[0]
+    keep = np.isfinite(mean_model).all(-1) & (np.arange(len(users)) != root)
+    scale = similarity_fit(mean_model[keep], mean_truth[keep]).scale
+    parts = [
+        f"{k} {np.linalg.norm(mean_truth[i]):.0f} | {scale * np.linalg.norm(mean_model[i]):.0f}"
+        for i, k in enumerate(users)
+        if keep[i]
+    ]
+    return ", ".join(parts)
+
+
 # -- the fly ---------------------------------------------------------------------------------
 def fly_rows(workdir: Path, cache: Path, interim: bool, epochs: int) -> list[Row]:
     z = np.load(FLY, allow_pickle=False)
@@ -486,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             f"per coordinate) against a median keypoint distance from Trunk of {radius:.3g}: it "
             "tests proportions and orientation, not pose."
         )
+        print(f"Distance from Trunk, session mean | body model (scaled): {landmark_distances()}")
     if field is not None:
         how, fraction, counted, total, frame, height = field
         print(
