@@ -459,15 +459,22 @@ def print_ratios(rows: list[Row]) -> None:
         )
 
 
+def _joint_list(names: list[str], body: dict, trivial: dict) -> str:
+    return ", ".join(f"{k} {body[k]:.3g} ({trivial.get(k, float('nan')):.3g})" for k in names)
+
+
 def print_joints(rows: list[Row], worst: int = 6) -> None:
     print()
-    print("Worst joints of the body-model lifter, seq.-aligned error (the trivial row's):")
+    print("Per joint, body-model lifter's seq.-aligned error (the trivial row's), last frames:")
     for task in dict.fromkeys(r.task for r in rows):
         role = {r.role: r for r in rows if r.task == task and r.role}
         body, trivial = role["body"].joints, role["trivial"].joints
-        order = sorted(body, key=body.get, reverse=True)[:worst]
-        text = ", ".join(f"{k} {body[k]:.3g} ({trivial.get(k, float('nan')):.3g})" for k in order)
-        print(f"- {task}: {text}")
+        largest = sorted(body, key=body.get, reverse=True)[:worst]
+        excess = sorted(body, key=lambda k: body[k] - trivial.get(k, np.inf), reverse=True)
+        print(
+            f"- {task}: largest: {_joint_list(largest, body, trivial)}; most above trivial: "
+            f"{_joint_list(excess[:worst], body, trivial)}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
