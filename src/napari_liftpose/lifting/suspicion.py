@@ -8,7 +8,8 @@ squared positive deviations, the feature deviating most is the *reason*, and the
 deviations of several features add up; 0.9 at 15). Features (see
 :data:`FEATURES`):
 
-- ``confidence``: the lowest 2D confidence of the pose (a missing keypoint counts as 0);
+- ``confidence``: the largest drop of a keypoint's 2D confidence below its median in the file
+  (a missing keypoint counts as 0; one that is missing in most frames is no news);
 - ``jump_2d`` / ``jump_3d``: a keypoint far from where it is in *both* neighbouring frames
   (relative to pose size and to that keypoint's own typical motion in the file);
 - ``left_right``: the pose with its left and right keypoints exchanged fits the neighbouring
@@ -495,8 +496,7 @@ def _features(lifter, poses_2d: Poses, lifted: Poses) -> dict[str, np.ndarray]:
     size_3d = pose_size(lifted.coords)[..., None]
     conf = np.clip(np.nan_to_num(poses_2d.confidence, nan=1.0), 0.0, 1.0)
     conf = np.where(seen, conf, 0.0)
-    # -log of the lowest confidence: 0 (or a missing keypoint) counts as 0.01
-    out: dict[str, np.ndarray] = {"confidence": -np.log(np.maximum(conf.min(-1), 0.01))}
+    out: dict[str, np.ndarray] = {"confidence": _confidence_drop(conf)}
     # jumps are in pose sizes; one of 1 % of the pose is no news, however still the file is
     jump = _robust_z(_nearest_neighbour_distance(image) / size_2d, axis=(0, 1), floor=_JUMP_FLOOR)
     out["jump_2d"] = _nanmax(jump, -1)
@@ -523,11 +523,26 @@ def _features(lifter, poses_2d: Poses, lifted: Poses) -> dict[str, np.ndarray]:
     return out
 
 
+def _confidence_drop(conf: np.ndarray) -> np.ndarray:
+    """``(frames, individuals)``: the largest drop of a keypoint's confidence below its usual.
+
+    Per keypoint, ``-log`` of its confidence (0, or missing, counts as 0.01) less that
+    keypoint's median over the file. A keypoint a camera never sees (mouse back camera: the
+    tail tip) is then no evidence in every frame, while a usually sure keypoint reported with
+    no confidence is (the lowest confidence of the pose alone was 0 in every frame of such a
+    camera: the suspicion AUC of the mouse back camera was 0.88, its zeroed keypoints 0.60).
+    """
+    surprise = -np.log(np.maximum(conf, 0.01))
+    with _quiet():
+        usual = np.nanmedian(surprise, axis=(0, 1))
+    return np.max(surprise - usual, axis=-1)
+
+
 #: The smallest spread of each feature over a file. Features already in robust deviations get 1:
 #: in a file where they barely vary (a still animal, a well-fitted model) a fraction of one
 #: deviation must not become a large score.
 _FLOORS = {
-    "confidence": 0.1,
+    "confidence": 0.5,
     "left_right": 0.1,
     "jump_2d": 1.0,
     "jump_3d": 1.0,
