@@ -76,6 +76,9 @@ class Recipe:
         Library size and training.
     subset_dropout, bone_jitter : float
         Augmentations (see ``TrainConfig``).
+    noise_2d : float, optional
+        2D noise as a fraction of the pose's size (None: ``TrainConfig``'s default for random
+        cameras, 0.03).
     """
 
     name: str
@@ -91,6 +94,7 @@ class Recipe:
     seed: int = 0
     subset_dropout: float = 0.8
     bone_jitter: float = 0.05
+    noise_2d: float | None = None
 
     @property
     def file(self) -> str:
@@ -358,6 +362,7 @@ def build_builtin(
         device="cpu",
         subset_dropout=recipe.subset_dropout,
         bone_jitter=recipe.bone_jitter,
+        noise_2d=recipe.noise_2d,
     )
     cameras = RandomCameras(elevation=recipe.elevation)
     result = train(library, cameras, output, config, roots=[recipe.root], progress=progress)
