@@ -9,6 +9,7 @@ import pytest
 
 from napari_liftpose.io import read_poses, write_poses
 from napari_liftpose.io._csv import EXACT_FLOATS
+from tests.io.movement_versions import plural_dims
 
 FLY = "fly_df3d_210902/points3d.npz"
 
@@ -63,7 +64,7 @@ def test_movement_anipose_loader_reads_it_value_by_value(tmp_path, data_dir):
     load_poses = pytest.importorskip("movement.io.load_poses")
     poses = _lifted(data_dir)
     path = write_poses(poses, tmp_path / "pose-3d.csv")
-    ds = load_poses.from_anipose_file(path, fps=100.0)
+    ds = plural_dims(load_poses.from_anipose_file(path, fps=100.0))
     assert set(ds.keypoints.values) == set(poses.keypoints)  # movement sorts them by name
     for kp in poses.keypoints:
         k = poses.keypoints.index(kp)

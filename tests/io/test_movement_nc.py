@@ -13,6 +13,7 @@ from napari_liftpose.io import (
     read_poses,
     write_poses,
 )
+from tests.io.movement_versions import SINGULAR_MOVEMENT, plural_dims
 
 FLY = "fly_df3d_210902/points3d.npz"
 TOP_SLP = "sleap_anipose_minimal_session/top/minimal_top_proofread.slp"
@@ -70,6 +71,7 @@ def test_lifted_suffixes_all_have_a_writer():
     assert ".nc" in LIFTED_SUFFIXES and ".nwb" in LIFTED_SUFFIXES
 
 
+@SINGULAR_MOVEMENT
 def test_movement_opens_our_3d_file_value_by_value(tmp_path, data_dir):
     xr = pytest.importorskip("xarray")
     datasets = pytest.importorskip("movement.validators.datasets")
@@ -94,6 +96,7 @@ def test_movement_opens_our_3d_file_value_by_value(tmp_path, data_dir):
     assert ds.attrs["source_file"] == "/data/session1/fly.h5"
 
 
+@SINGULAR_MOVEMENT
 def test_movement_napari_layers_from_our_2d_file(tmp_path, data_dir):
     xr = pytest.importorskip("xarray")
     convert = pytest.importorskip("movement.napari.convert")
@@ -118,8 +121,9 @@ def test_files_movement_writes_open_here(tmp_path, data_dir):
         poses = read_poses(path)
         np.testing.assert_array_equal(poses.coords, ds.position.values.transpose(0, 3, 2, 1))
         np.testing.assert_array_equal(poses.confidence, ds.confidence.values.transpose(0, 2, 1))
-        assert poses.keypoints == list(ds.keypoints.values)
-        assert poses.individuals == list(ds.individuals.values)
+        named = plural_dims(ds)
+        assert poses.keypoints == list(named.keypoints.values)
+        assert poses.individuals == list(named.individuals.values)
         assert poses.fps == fps and poses.units == "px"
         assert poses.uncertainty is None and poses.suspicion is None
 

@@ -11,6 +11,7 @@ import sleap_io as sio
 
 from napari_liftpose.io import PoseFileError, read_poses
 from napari_liftpose.io.nwb import REFERENCE_FRAMES, is_nwb_file, read_nwb, write_nwb
+from tests.io.movement_versions import plural_dims
 
 FLY = "fly_df3d_210902/points3d.npz"
 TOP_SLP = "sleap_anipose_minimal_session/top/minimal_top_proofread.slp"
@@ -114,7 +115,7 @@ def test_movement_loads_export_value_by_value(tmp_path, lifted):
     for i, individual in enumerate(lifted.individuals):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = load_poses.from_nwb_file(path, pose_estimation_key=individual)
+            ds = plural_dims(load_poses.from_nwb_file(path, pose_estimation_key=individual))
         assert ds.attrs["fps"] == 100.0 and ds.attrs["source_software"] == "napari-liftpose"
         assert list(ds.space.values) == ["x", "y", "z"]
         np.testing.assert_allclose(ds.time.values, np.arange(lifted.n_frames) / 100.0)

@@ -1,0 +1,37 @@
+"""movement's dimension names across its versions, for tests that compare with movement.
+
+movement 0.17 renamed the dimensions ``keypoints`` and ``individuals`` to ``keypoint`` and
+``individual``; napari-liftpose writes movement 0.15's (plural) layout and reads both.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+
+import pytest
+
+_PLURAL = {"keypoint": "keypoints", "individual": "individuals"}
+
+
+def movement_version() -> tuple[int, int] | None:
+    """``(major, minor)`` of the installed movement, or None when it is not installed."""
+    try:
+        match = re.match(r"(\d+)\.(\d+)", metadata.version("movement"))
+    except metadata.PackageNotFoundError:
+        return None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def plural_dims(ds):
+    """``ds`` with movement >= 0.17's singular dimension names renamed to the plural ones."""
+    return ds.rename({old: new for old, new in _PLURAL.items() if old in ds.dims})
+
+
+#: For tests where movement opens a file written here: movement >= 0.17 expects singular names.
+SINGULAR_MOVEMENT = pytest.mark.xfail(
+    (movement_version() or (0, 0)) >= (0, 17),
+    reason="files are written in movement 0.15's layout (keypoints, individuals); movement "
+    ">= 0.17 names the dimensions keypoint, individual",
+    strict=True,
+)
