@@ -91,6 +91,8 @@ def test_an_unmapped_root_is_one_error_naming_it(mouse, full):
         adapt_lifter(full, mapping)
     with pytest.raises(AdaptError, match="no keypoint maps"):
         adapt_lifter(full, map_keypoints(["lever"], full.keypoints))
+    with pytest.raises(AdaptError, match="only 'TTI' maps.*at least two"):
+        adapt_lifter(full, map_keypoints(["TTI", "lever"], full.keypoints, aliases=mouse.aliases))
 
 
 def test_unmapped_user_keypoints_are_named_and_come_back_as_nan(data_dir, mouse, full):

@@ -77,7 +77,7 @@ def adapt_lifter(
     Raises
     ------
     AdaptError
-        If nothing is mapped, a mapped name is not one of the lifter's keypoints, or the
+        If fewer than two keypoints are mapped, a mapped name is not one of the lifter's keypoints, or the
         lifter's root (or a root whose keypoints are kept) is not mapped: the message names
         the root and says to map one of the user's keypoints to it.
     """
@@ -127,7 +127,13 @@ def _kept(lifter: Lifter, mapping: KeypointMapping) -> list[tuple[str, str]]:
             f"the mapping names {unknown}, which are not keypoints of the lifter "
             f"({_lifter_name(lifter)}); expected names among {lifter.keypoints}"
         )
-    return [(u, mapping.pairs[u]) for u in mapping.user_names if u in mapping.pairs]
+    kept = [(u, mapping.pairs[u]) for u in mapping.user_names if u in mapping.pairs]
+    if len(kept) < 2:
+        raise AdaptError(
+            f"only {kept[0][0]!r} maps onto the lifter's keypoints; expected at least two "
+            f"(a pose is lifted from its root and the keypoints around it): {mapping.describe()}"
+        )
+    return kept
 
 
 def _lifter_name(lifter: Lifter) -> str:
