@@ -320,7 +320,7 @@ def sample_motion(
     angles += plan.mid + 0.35 * plan.half * _smooth(rng, (n, k, 3), t, (0.1, 1.0))
     lengths, scale = _bodies(model, n, rng)
     motion = model.motion
-    for b in set(chosen):
+    for b in dict.fromkeys(chosen):  # first-drawn order: the same whatever PYTHONHASHSEED is
         sel = np.flatnonzero(np.array(chosen) == b)
         if b in motion.gaits:
             _gait(plan, motion.gaits[b], sel, t, rng, angles, speed, scale)
