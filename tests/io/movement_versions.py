@@ -1,7 +1,7 @@
 """movement's dimension names across its versions, for tests that compare with movement.
 
 movement 0.17 renamed the dimensions ``keypoints`` and ``individuals`` to ``keypoint`` and
-``individual``; napari-liftpose writes movement 0.15's (plural) layout and reads both.
+``individual``; napari-liftpose writes movement 0.17's (singular) layout and reads both.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ def plural_dims(ds):
     return ds.rename({old: new for old, new in _PLURAL.items() if old in ds.dims})
 
 
-#: For tests where movement opens a file written here: movement >= 0.17 expects singular names.
-SINGULAR_MOVEMENT = pytest.mark.xfail(
-    (movement_version() or (0, 0)) >= (0, 17),
-    reason="files are written in movement 0.15's layout (keypoints, individuals); movement "
-    ">= 0.17 names the dimensions keypoint, individual",
+#: For tests where movement opens a file written here: movement <= 0.16 expects plural names
+#: (on Python 3.11 the newest movement is 0.15; 3.12+ get 0.17).
+PLURAL_MOVEMENT = pytest.mark.xfail(
+    (0, 0) < (movement_version() or (0, 0)) < (0, 17),
+    reason="files are written in movement 0.17's layout (keypoint, individual); movement "
+    "<= 0.16 names the dimensions keypoints, individuals",
     strict=True,
 )

@@ -13,7 +13,7 @@ from napari_liftpose.io import (
     read_poses,
     write_poses,
 )
-from tests.io.movement_versions import SINGULAR_MOVEMENT, plural_dims
+from tests.io.movement_versions import PLURAL_MOVEMENT, plural_dims
 
 FLY = "fly_df3d_210902/points3d.npz"
 TOP_SLP = "sleap_anipose_minimal_session/top/minimal_top_proofread.slp"
@@ -71,7 +71,7 @@ def test_lifted_suffixes_all_have_a_writer():
     assert ".nc" in LIFTED_SUFFIXES and ".nwb" in LIFTED_SUFFIXES
 
 
-@SINGULAR_MOVEMENT
+@PLURAL_MOVEMENT
 def test_movement_opens_our_3d_file_value_by_value(tmp_path, data_dir):
     xr = pytest.importorskip("xarray")
     datasets = pytest.importorskip("movement.validators.datasets")
@@ -79,11 +79,11 @@ def test_movement_opens_our_3d_file_value_by_value(tmp_path, data_dir):
     path = write_poses(poses, tmp_path / "lifted.nc")
     ds = xr.open_dataset(path)  # what movement's napari widget does with a .nc...
     datasets.ValidPosesInputs.validate(ds)  # ...then this
-    assert ds.position.dims == ("time", "space", "keypoints", "individuals")
-    assert ds.confidence.dims == ("time", "keypoints", "individuals")
+    assert ds.position.dims == ("time", "space", "keypoint", "individual")
+    assert ds.confidence.dims == ("time", "keypoint", "individual")
     assert list(ds.space.values) == ["x", "y", "z"]
-    assert list(ds.keypoints.values) == poses.keypoints
-    assert list(ds.individuals.values) == poses.individuals
+    assert list(ds.keypoint.values) == poses.keypoints
+    assert list(ds.individual.values) == poses.individuals
     np.testing.assert_array_equal(ds.position.values, poses.coords.transpose(0, 3, 2, 1))
     np.testing.assert_array_equal(ds.confidence.values, poses.confidence.transpose(0, 2, 1))
     np.testing.assert_array_equal(ds.uncertainty.values, poses.uncertainty.transpose(0, 2, 1))
@@ -96,7 +96,7 @@ def test_movement_opens_our_3d_file_value_by_value(tmp_path, data_dir):
     assert ds.attrs["source_file"] == "/data/session1/fly.h5"
 
 
-@SINGULAR_MOVEMENT
+@PLURAL_MOVEMENT
 def test_movement_napari_layers_from_our_2d_file(tmp_path, data_dir):
     xr = pytest.importorskip("xarray")
     convert = pytest.importorskip("movement.napari.convert")
@@ -132,7 +132,7 @@ def test_transposed_and_h5netcdf_written_datasets_read_the_same(tmp_path, data_d
     xr = pytest.importorskip("xarray")
     poses = _lifted_like(data_dir, 2)
     ds = xr.open_dataset(write_poses(poses, tmp_path / "a.nc")).load()
-    ds.transpose("individuals", "keypoints", "space", "time", ...).to_netcdf(
+    ds.transpose("individual", "keypoint", "space", "time", ...).to_netcdf(
         tmp_path / "b.nc", engine="h5netcdf"
     )
     back = read_poses(tmp_path / "b.nc")
@@ -146,6 +146,18 @@ def test_transposed_and_h5netcdf_written_datasets_read_the_same(tmp_path, data_d
     back = read_poses(tmp_path / "c.nc")
     np.testing.assert_array_equal(back.coords, poses.coords)  # space reordered to x, y, z
     assert back.fps is None and back.units == "mm"  # no attributes: 3D taken as mm
+
+
+def test_files_in_movement_016s_layout_read_the_same(tmp_path, data_dir):
+    xr = pytest.importorskip("xarray")
+    poses = _lifted_like(data_dir, 2)
+    ds = xr.open_dataset(write_poses(poses, tmp_path / "a.nc")).load()
+    old = ds.rename(keypoint="keypoints", individual="individuals")  # movement <= 0.16
+    old.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    back = read_poses(tmp_path / "old.nc")
+    assert back.keypoints == poses.keypoints and back.individuals == poses.individuals
+    np.testing.assert_array_equal(back.coords, poses.coords)
+    np.testing.assert_array_equal(back.suspicion, poses.suspicion)
 
 
 def test_fps_from_the_time_coordinate_when_the_attribute_is_gone(tmp_path, data_dir):

@@ -50,7 +50,7 @@ def test_a_few_bytes_claiming_a_huge_position_are_not_allocated(nc_file):
     [
         ("position", np.array([b"x"] * 6).reshape(1, 3, 2, 1), "position: expected numbers"),
         ("confidence", np.ones((40, 30)), "confidence: expected dimensions"),
-        ("keypoints", np.arange(30), "keypoints: expected a 1-D array of names"),
+        ("keypoint", np.arange(30), "keypoint: expected a 1-D array of names"),
         ("space", np.array([b"x", b"y", b"w"]), r"space: expected coordinates \['x', 'y', 'z'\]"),
     ],
 )

@@ -1,19 +1,22 @@
 """movement's poses dataset as a netCDF file (``.nc``), 2D tracks and lifted 3D alike.
 
-The layout is movement's (0.15) ``poses`` dataset, as ``ds.to_netcdf(path)`` writes it:
+The layout is movement's (0.17) ``poses`` dataset, as ``ds.to_netcdf(path)`` writes it:
 
-- ``position`` ``(time, space, keypoints, individuals)``, ``space`` = ``x, y`` or ``x, y, z``;
-- ``confidence`` ``(time, keypoints, individuals)``;
+- ``position`` ``(time, space, keypoint, individual)``, ``space`` = ``x, y`` or ``x, y, z``;
+- ``confidence`` ``(time, keypoint, individual)``;
 - coordinates ``time`` (seconds when ``fps`` is known, else frame numbers), ``space``,
-  ``keypoints``, ``individuals``;
+  ``keypoint``, ``individual``;
 - attributes ``ds_type = "poses"``, ``fps`` (when known), ``time_unit`` (``"seconds"`` or
   ``"frames"``), ``source_software``, ``source_file``.
 
-napari-liftpose adds, where it knows them: ``uncertainty`` ``(time, keypoints, individuals)`` (a
-radius holding the true point 80% of the time), ``suspicion`` ``(time, individuals)`` in
-[0, 1], ``edited`` ``(time, keypoints, individuals)`` (points a user placed or moved),
+napari-liftpose adds, where it knows them: ``uncertainty`` ``(time, keypoint, individual)`` (a
+radius holding the true point 80% of the time), ``suspicion`` ``(time, individual)`` in
+[0, 1], ``edited`` ``(time, keypoint, individual)`` (points a user placed or moved),
 ``edges`` ``(edge, end)`` (the skeleton, keypoint indices) and attributes ``units``, ``frame``
 (axes of lifted 3D), ``video`` and ``lifter``. movement ignores what it does not know.
+movement up to 0.16 named the dimensions ``keypoints`` and ``individuals``: files with those
+names are read too (and ``ds.rename(keypoint="keypoints", individual="individuals")`` makes a
+file written here open in those versions).
 
 Files are written with xarray's ``h5netcdf`` engine into memory (any xarray from 2023.1), then
 atomically to disk.
@@ -42,8 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["is_movement_nc_file", "read_movement_nc", "write_movement_nc"]
 
 _NETCDF3_SIGNATURE = b"CDF"
-_POSITION_DIMS = ("time", "space", "keypoints", "individuals")
-_ALIASES = {"keypoint": "keypoints", "individual": "individuals", "frame": "time"}
+_POSITION_DIMS = ("time", "space", "keypoint", "individual")
+#: Other names of the dimensions: movement <= 0.16's plurals.
+_ALIASES = {"keypoints": "keypoint", "individuals": "individual", "frame": "time"}
 #: movement's ``source_software`` for the formats read here.
 _SOFTWARE = {
     "sleap": "SLEAP",
@@ -117,7 +121,7 @@ def _read_fields(f: h5py.File) -> dict:
         raise ValueError("no 'position' variable: not a movement poses dataset")
     position = as_numbers(read_dataset(f, "position"), "position")
     dims = _dims(f, "position", _POSITION_DIMS, position.ndim)
-    order = [dims.index(d) for d in ("time", "individuals", "keypoints", "space")]
+    order = [dims.index(d) for d in ("time", "individual", "keypoint", "space")]
     coords = position.transpose(order)
     n_space = coords.shape[-1]
     if n_space not in (2, 3):
@@ -126,16 +130,16 @@ def _read_fields(f: h5py.File) -> dict:
     _, n_individuals, n_keypoints, _ = coords.shape
     fields: dict = {
         "coords": coords,
-        "keypoints": _names(f, "keypoints", n_keypoints),
-        "individuals": _names(f, "individuals", n_individuals),
+        "keypoints": _names(f, "keypoint", n_keypoints),
+        "individuals": _names(f, "individual", n_individuals),
         "fps": _fps(f),
     }
-    per_point = ("time", "individuals", "keypoints")
+    per_point = ("time", "individual", "keypoint")
     for name in ("confidence", "uncertainty"):
         if name in f:
             fields[name] = _variable(f, name, per_point, coords.shape[:3])
     if "suspicion" in f:
-        fields["suspicion"] = _variable(f, "suspicion", ("time", "individuals"), coords.shape[:2])
+        fields["suspicion"] = _variable(f, "suspicion", ("time", "individual"), coords.shape[:2])
     if "edited" in f:
         edited = _variable(f, "edited", per_point, coords.shape[:3])
         fields["metadata"] = {"edited": np.nan_to_num(edited) != 0}
@@ -175,7 +179,7 @@ def _dims(f: h5py.File, name: str, expected: tuple[str, ...], ndim: int) -> list
 
 def _variable(f: h5py.File, name: str, dims: tuple[str, ...], shape: tuple) -> np.ndarray:
     """A per-point variable, transposed to ``dims`` order and checked against ``shape``."""
-    canonical = tuple(d for d in ("time", "keypoints", "individuals") if d in dims)
+    canonical = tuple(d for d in ("time", "keypoint", "individual") if d in dims)
     values = as_numbers(read_dataset(f, name), name)
     found = _dims(f, name, canonical, values.ndim)
     values = values.transpose([found.index(d) for d in dims])
@@ -197,13 +201,13 @@ def _space_order(f: h5py.File, n_space: int) -> list[int]:
 
 def _names(f: h5py.File, dim: str, n: int) -> list[str]:
     """Names from a coordinate variable (movement's defaults where there is none)."""
-    for name in (dim, dim.rstrip("s")):
+    for name in (dim, f"{dim}s"):  # movement >= 0.17's name, then <= 0.16's
         if name in f and f[name].dtype.kind != "f":  # a dimension without coordinates is floats
             names = as_names(read_dataset(f, name), name)
             if len(names) != n:
                 raise ValueError(f"{name}: expected {n} names, got {len(names)}")
             return names
-    prefix = "keypoint" if dim == "keypoints" else "id"
+    prefix = "keypoint" if dim == "keypoint" else "id"
     return [f"{prefix}_{i}" for i in range(n)]
 
 
@@ -234,7 +238,7 @@ def _dataset(poses: Poses):
 
     from napari_liftpose import __version__
 
-    per_point = ("time", "keypoints", "individuals")
+    per_point = ("time", "keypoint", "individual")
     time = (
         np.arange(poses.n_frames, dtype=np.float64) / poses.fps
         if poses.fps
@@ -247,7 +251,7 @@ def _dataset(poses: Poses):
     if poses.uncertainty is not None:
         variables["uncertainty"] = (per_point, poses.uncertainty.transpose(0, 2, 1))
     if poses.suspicion is not None:
-        variables["suspicion"] = (("time", "individuals"), poses.suspicion)
+        variables["suspicion"] = (("time", "individual"), poses.suspicion)
     edited = poses.metadata.get("edited")
     if edited is not None and np.shape(edited) == poses.coords.shape[:3]:
         variables["edited"] = (per_point, np.asarray(edited, dtype=bool).transpose(0, 2, 1))
@@ -274,8 +278,8 @@ def _dataset(poses: Poses):
         coords={
             "time": time,
             "space": ["x", "y", "z"][: poses.n_space],
-            "keypoints": list(poses.keypoints),
-            "individuals": list(poses.individuals),
+            "keypoint": list(poses.keypoints),
+            "individual": list(poses.individuals),
         },
         attrs=attrs,
     )
