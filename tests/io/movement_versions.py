@@ -36,3 +36,10 @@ PLURAL_MOVEMENT = pytest.mark.xfail(
     "<= 0.16 names the dimensions keypoints, individuals",
     strict=True,
 )
+
+
+def in_installed_layout(ds):
+    """``ds`` (written here, 0.17 layout) renamed as the installed movement names dimensions."""
+    if (0, 0) < (movement_version() or (0, 0)) < (0, 17):
+        return plural_dims(ds)
+    return ds

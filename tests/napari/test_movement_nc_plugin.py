@@ -8,6 +8,7 @@ import pytest
 
 from napari_liftpose.io import read_poses, write_poses
 from napari_liftpose.napari.widgets import LiftPoseWidget
+from tests.io.movement_versions import in_installed_layout
 
 TOP_SLP = "sleap_anipose_minimal_session/top/minimal_top_proofread.slp"
 
@@ -56,7 +57,7 @@ def test_export_3d_to_nc_opens_in_movement(make_napari_viewer, demo, qtbot, tmp_
     path = widget.export_3d(tmp_path / "walk3d.nc")
     lifted = widget.session.lifted()
     ds = xr.open_dataset(path)
-    datasets.ValidPosesInputs.validate(ds)
+    datasets.ValidPosesInputs.validate(in_installed_layout(ds))
     np.testing.assert_array_equal(ds.position.values, lifted.coords.transpose(0, 3, 2, 1))
     np.testing.assert_array_equal(ds.uncertainty.values, lifted.uncertainty.transpose(0, 2, 1))
     assert list(ds.space.values) == ["x", "y", "z"]
