@@ -10,10 +10,6 @@ Seeded and reproducible: every lifter is trained on the CPU with one thread from
 
 ``--check`` compares the tensors bit for bit and the metadata key by key (``package_version``
 aside: a release may bump it without retraining) and exits 1 on any difference.
-
-The script runs itself with ``PYTHONHASHSEED=0`` and one OpenMP thread: the pose sampler
-draws its behaviours in the order of a Python ``set`` of their names, which follows the string
-hash seed, so without a fixed seed two processes sample different libraries from one seed.
 """
 
 from __future__ import annotations
@@ -27,9 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-if os.environ.get("PYTHONHASHSEED") != "0" or os.environ.get("OMP_NUM_THREADS") != "1":
-    os.environ.update(PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+os.environ["OMP_NUM_THREADS"] = "1"  # before numpy and torch start their thread pools
 
 import torch  # noqa: E402
 from safetensors import safe_open  # noqa: E402
