@@ -554,13 +554,15 @@ def read_mapping_file(path: str | Path, model_names: Sequence[str] | None = None
     path = Path(path)
     require_readable_file(path)
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as err:
         raise PoseFileError(path, f"cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise PoseFileError(path, "not a TOML mapping file (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as err:
         raise PoseFileError(path, f"not a TOML mapping file ({err})") from None
+    except RecursionError:
+        raise PoseFileError(path, "not TOML (nested too deeply)") from None
     mapping = table.get("mapping")
     if not isinstance(mapping, dict):
         raise PoseFileError(

@@ -54,6 +54,11 @@ SHIPPED_DIR = Path(__file__).resolve().parent
 #: Names of the body models that ship with the package.
 SHIPPED = ("mouse", "rat", "fly")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Most keypoints a body model may have (a real skeleton has tens; the lifter's size grows with it).
+MAX_KEYPOINTS = 1000
+#: Largest bone length accepted, in the model's units (bounds the sampler's numbers).
+MAX_LENGTH = 1e6
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BodyModelError(PoseFileError):
@@ -391,7 +396,7 @@ def load_body_model(name_or_path: str | Path) -> BodyModel:
             err = not_a_file_error(path)
             raise BodyModelError(err.path, err.problem)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is fine
     except OSError as err:
         raise BodyModelError(path, f"cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError:
@@ -400,6 +405,8 @@ def load_body_model(name_or_path: str | Path) -> BodyModel:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise BodyModelError(path, f"TOML syntax error: {err}") from None
+    except RecursionError:
+        raise BodyModelError(path, "not TOML (nested too deeply)") from None
     return _Parser(path).model(table)
 
 
@@ -429,7 +436,14 @@ class _Parser:
             raise self.fail(f"{where}: expected a table, got {type(value).__name__}")
         return value
 
-    def number(self, value, where: str, minimum: float | None = None, strict=False) -> float:
+    def number(
+        self,
+        value,
+        where: str,
+        minimum: float | None = None,
+        strict=False,
+        maximum: float | None = None,
+    ) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(f"{where}: expected a number, got {value!r:.60}")
         value = float(value)
@@ -439,11 +453,15 @@ class _Parser:
             sign = ">" if strict else ">="
             word = "negative" if minimum == 0 and not strict else "out of range"
             raise self.fail(f"{where}: {word} value {value:g} (must be {sign} {minimum:g})")
+        if maximum is not None and value > maximum:
+            raise self.fail(f"{where}: value {value:g} too large (must be <= {maximum:g})")
         return value
 
-    def text(self, value, where: str) -> str:
+    def text(self, value, where: str, one_line: bool = False) -> str:
         if not isinstance(value, str):
             raise self.fail(f"{where}: expected a string, got {value!r:.60}")
+        if one_line and _CONTROL.search(value):
+            raise self.fail(f"{where}: control characters (newline, NUL, ...) are not allowed")
         return value
 
     def names(self, value, where: str, known: list[str]) -> tuple[str, ...]:
@@ -497,8 +515,10 @@ class _Parser:
         citations = self.citations(table.get("citations", []))
         variation = self.table(table, "variation", "[variation]")
         self.only(variation, {"size_sd", "length_cv"}, "[variation]")
-        size_sd = self.number(variation.get("size_sd", 0.0), "[variation] size_sd", 0.0)
-        default_cv = self.number(variation.get("length_cv", 0.0), "[variation] length_cv", 0.0)
+        size_sd = self.number(variation.get("size_sd", 0.0), "[variation] size_sd", 0.0, maximum=1)
+        default_cv = self.number(
+            variation.get("length_cv", 0.0), "[variation] length_cv", 0.0, maximum=1
+        )
         nodes = self.keypoints(
             self.table(table, "keypoints", "[keypoints]", required=True), default_cv, citations
         )
@@ -509,9 +529,9 @@ class _Parser:
             self.table(table, "motion", "[motion]"), self.table(table, "gaits", "[gaits]"), names
         )
         return BodyModel(
-            name=self.text(meta["name"], "[model] name"),
-            species=self.text(meta["species"], "[model] species"),
-            units=self.text(meta["units"], "[model] units"),
+            name=self.text(meta["name"], "[model] name", one_line=True),
+            species=self.text(meta["species"], "[model] species", one_line=True),
+            units=self.text(meta["units"], "[model] units", one_line=True),
             description=self.text(meta.get("description", ""), "[model] description"),
             citations=citations,
             nodes=nodes,
@@ -545,6 +565,8 @@ class _Parser:
     def keypoints(self, table: dict, default_cv: float, citations: list[dict]) -> list[Keypoint]:
         if not table:
             raise self.fail("[keypoints]: no keypoints")
+        if len(table) > MAX_KEYPOINTS:
+            raise self.fail(f"[keypoints]: {len(table)} keypoints; at most {MAX_KEYPOINTS} allowed")
         cited = {c["id"] for c in citations}
         allowed = {"parent", "direction", "length", "length_sd", "length_cv", "aliases"}
         allowed |= {"source", "note", *AXES}
@@ -569,14 +591,16 @@ class _Parser:
                     if key not in kp:
                         raise self.fail(f"{where}: missing {key!r}")
                 direction = self.direction(kp["direction"], f"{where} direction")
-                length = self.number(kp["length"], f"{where} length", 0.0, strict=True)
+                length = self.number(
+                    kp["length"], f"{where} length", 0.0, strict=True, maximum=MAX_LENGTH
+                )
                 if "length_sd" in kp and "length_cv" in kp:
                     raise self.fail(f"{where}: give length_sd or length_cv, not both")
                 if "length_sd" in kp:
-                    sd = self.number(kp["length_sd"], f"{where} length_sd", 0.0)
+                    sd = self.number(kp["length_sd"], f"{where} length_sd", 0.0, maximum=length)
                 else:
                     cv = kp.get("length_cv", default_cv)
-                    sd = length * self.number(cv, f"{where} length_cv", 0.0)
+                    sd = length * self.number(cv, f"{where} length_cv", 0.0, maximum=1)
             angles = {a: self.range_(kp[a], f"{where} {a}") for a in AXES if a in kp}
             aliases = kp.get("aliases", [])
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
@@ -611,7 +635,7 @@ class _Parser:
         return vec / norm
 
     def tree(self, nodes: list[Keypoint]) -> None:
-        names = [k.name for k in nodes]
+        names = {k.name for k in nodes}
         for k in nodes:
             if k.parent is not None and k.parent not in names:
                 raise self.fail(f"[keypoints.{k.name}] parent: unknown keypoint {k.parent!r}")
@@ -619,15 +643,18 @@ class _Parser:
                 raise self.fail(f"[keypoints.{k.name}] parent: a keypoint cannot be its own parent")
         roots = [k.name for k in nodes if k.parent is None]
         parent_of = {k.name: k.parent for k in nodes}
-        for k in nodes:  # a cycle is found from any of its members
-            seen = [k.name]
+        reaches_root: set[str] = set()  # keypoints whose parent chain is known to end at a root
+        for k in nodes:  # walk up until a known-good keypoint, a root, or back into the walk
+            path = {k.name: 0}
             cur = k.parent
-            while cur is not None:
-                if cur in seen:
-                    loop = seen[seen.index(cur) :] + [cur]
+            while cur is not None and cur not in reaches_root:
+                if cur in path:
+                    walk = list(path)
+                    loop = walk[path[cur] :] + [cur]
                     raise self.fail(f"[keypoints]: parent cycle {' -> '.join(loop)}")
-                seen.append(cur)
+                path[cur] = len(path)
                 cur = parent_of[cur]
+            reaches_root.update(path)
         if not roots:
             raise self.fail("[keypoints]: missing root (one keypoint must have no parent)")
         if len(roots) > 1:
@@ -693,7 +720,10 @@ class _Parser:
         for e in value:
             if not isinstance(e, list) or len(e) != 2:
                 raise self.fail(f"[edges] display: expected [a, b], got {e!r:.60}")
-            out.append(tuple(self.known(n, "[edges] display", names) for n in e))
+            a, b = (self.known(n, "[edges] display", names) for n in e)
+            if a == b:
+                raise self.fail(f"[edges] display: edge [{a!r}, {b!r}] joins a keypoint to itself")
+            out.append((a, b))
         return out
 
     def motion(self, table: dict, gaits_table: dict, names: list[str]) -> Motion:
@@ -764,6 +794,10 @@ class _Parser:
                 raise self.fail(f"[motion] behaviours: {b!r} needs [motion] {need}")
         if out.get("groom") and not lists["front_legs"]:
             raise self.fail("[motion] behaviours: 'groom' needs [motion] front_legs")
+        if out and not any(out.values()):
+            raise self.fail(
+                "[motion] behaviours: every weight is 0 (give at least one behaviour a weight > 0)"
+            )
         if not out:
             out = {"still": 1.0}
         return Motion(

@@ -267,10 +267,15 @@ class _Run:
     @classmethod
     def prepare(cls, library, source_2d, output, config, roots, target_sets) -> _Run:
         """Check everything and build the run; raises ValueError before any training."""
-        config.validate()
         libraries = [library] if isinstance(library, Poses) else list(library)
         if not libraries:
             raise ValueError("library: expected at least one 3D pose file")
+        few = min(len(p.keypoints) for p in libraries)
+        if few < 2:
+            raise ValueError(
+                f"library: expected at least two keypoints (a root and one to lift), got {few}"
+            )
+        config.validate()
         source_2d = _as_source_2d(source_2d)
         _check_output(output, libraries, source_2d)
         libraries = [_without_infinite(p, "library") for p in libraries]
