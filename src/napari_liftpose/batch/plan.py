@@ -16,6 +16,7 @@ resumes; an existing output that no reader recognises is redone.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from collections.abc import Iterable, Sequence
@@ -100,6 +101,72 @@ def _walk(folder: Path, suffixes: frozenset[str], exclude: Path | None) -> Itera
                 yield path
 
 
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, except that ``**`` never enters a symlinked folder.
+
+    Python's ``**`` follows symbolic links to folders, so a link to a parent folder makes it
+    run forever; here, as for a folder input (``os.walk(followlinks=False)``), a linked folder
+    is neither entered nor matched by ``**``. Names starting with ``.`` match only a pattern
+    component starting with ``.``, as in :mod:`glob`.
+    """
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    candidates = [os.path.join(*parts[:first])] if first else [""]
+    rest = parts[first:]
+    for k, part in enumerate(rest):
+        last = k == len(rest) - 1
+        found: list[str] = []
+        for folder in candidates:
+            if part == "**":
+                if folder:  # zero folders deep: the folder itself ("a/" when last, as glob)
+                    found.append(os.path.join(folder, "") if last else folder)
+                found += _below(folder, files=last)
+            elif glob.has_magic(part):
+                found += _matching(folder, part, dirs_only=not last)
+            else:
+                path = os.path.join(folder, part)
+                if os.path.lexists(path) if last else os.path.isdir(path):
+                    found.append(path)
+        candidates = list(dict.fromkeys(found))
+    return candidates
+
+
+def _matching(folder: str, part: str, *, dirs_only: bool) -> list[str]:
+    """Entries of ``folder`` matching the wildcard component ``part``."""
+    try:
+        entries = list(os.scandir(folder or os.curdir))
+    except OSError:
+        return []
+    return [
+        os.path.join(folder, e.name)
+        for e in entries
+        if fnmatch.fnmatch(e.name, part)
+        and (part.startswith(".") or not e.name.startswith("."))
+        and (not dirs_only or e.is_dir())
+    ]
+
+
+def _below(folder: str, *, files: bool) -> list[str]:
+    """Folders (and files when ``files``) below ``folder``, not entering symlinked folders."""
+    found, stack = [], [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here or os.curdir))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = os.path.join(here, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                found.append(path)
+                stack.append(path)
+            elif files and not (entry.is_symlink() and entry.is_dir()):
+                found.append(path)
+    return found
+
+
 def _fixed_part(pattern: str) -> Path:
     """The folder before the first component with a wildcard (``a/b/**/*.h5`` -> ``a/b``)."""
     parts = Path(pattern).parts
@@ -146,7 +213,7 @@ def find_inputs(
             found.append((path, Path(path.name)))
         elif any(m in spec for m in _MAGIC):
             base = _fixed_part(spec)
-            matches = sorted(glob.glob(spec, recursive=True))
+            matches = sorted(_glob(spec))
             if not matches:
                 raise BatchPlanError(f"{spec}: the pattern matches no file")
             base_abs = Path(os.path.abspath(base))

@@ -119,7 +119,7 @@ def _read_fields(f: h5py.File) -> dict:
         raise ValueError(f"ds_type: expected a movement 'poses' dataset, got {ds_type!r}")
     if "position" not in f:
         raise ValueError("no 'position' variable: not a movement poses dataset")
-    position = as_numbers(read_dataset(f, "position"), "position")
+    position = _numbers(f, "position")
     dims = _dims(f, "position", _POSITION_DIMS, position.ndim)
     order = [dims.index(d) for d in ("time", "individual", "keypoint", "space")]
     coords = position.transpose(order)
@@ -144,6 +144,10 @@ def _read_fields(f: h5py.File) -> dict:
         edited = _variable(f, "edited", per_point, coords.shape[:3])
         fields["metadata"] = {"edited": np.nan_to_num(edited) != 0}
     if "edges" in f:
+        if _CF_ATTRS.intersection(f["edges"].attrs):
+            raise ValueError(
+                "edges: expected plain integer indices, got CF fill or packing attributes"
+            )
         edges = read_dataset(f, "edges")
         if edges.dtype.kind not in "iu" or edges.ndim != 2 or edges.shape[1] != 2:
             raise ValueError(
@@ -157,6 +161,59 @@ def _read_fields(f: h5py.File) -> dict:
     if texts["lifter"]:
         fields.setdefault("metadata", {})["lifter"] = texts["lifter"]
     return fields
+
+
+#: CF attributes that change the values a netCDF variable stands for.
+_CF_ATTRS = frozenset({"_FillValue", "missing_value", "scale_factor", "add_offset", "_Unsigned"})
+
+
+def _numbers(f: h5py.File, name: str) -> np.ndarray:
+    """Variable ``name`` as float64, CF-decoded as ``xarray.open_dataset`` does.
+
+    Values equal to ``_FillValue`` or any ``missing_value`` become NaN (compared in the stored
+    type, before unpacking); then ``scale_factor`` and ``add_offset`` unpack them
+    (``stored * scale_factor + add_offset``).
+
+    Raises
+    ------
+    ValueError
+        ``"<name>: ..."`` for an attribute that is not one real number (``_FillValue``,
+        ``scale_factor``, ``add_offset``) or real numbers (``missing_value``), and for
+        ``_Unsigned`` (not decoded here).
+    """
+    values = read_dataset(f, name)
+    attrs = f[name].attrs
+    as_numbers(values, name)  # type check first: strings, booleans, records are refused
+    if "_Unsigned" in attrs:
+        raise ValueError(f"{name}: _Unsigned integers are not read; store the values unpacked")
+    stored = np.asarray(values)
+    decoded = stored.astype(np.float64)
+    fills = []
+    for attr in ("_FillValue", "missing_value"):
+        if attr in attrs:
+            given = _cf_numbers(attrs[attr], name, attr, one=attr == "_FillValue")
+            fills += [v for v in given if not np.isnan(v)]  # a NaN fill: NaNs are already NaN
+    if fills:
+        # the fill is compared in the stored type, as netCDF and xarray do
+        fill_stored = np.asarray(fills).astype(stored.dtype)
+        decoded[np.isin(stored, fill_stored)] = np.nan
+    if "scale_factor" in attrs:
+        decoded = decoded * _cf_numbers(attrs["scale_factor"], name, "scale_factor", one=True)[0]
+    if "add_offset" in attrs:
+        decoded = decoded + _cf_numbers(attrs["add_offset"], name, "add_offset", one=True)[0]
+    return decoded
+
+
+def _cf_numbers(value: object, name: str, attr: str, *, one: bool) -> np.ndarray:
+    """A CF attribute's real number(s) as a 1-D float64 array (one value when ``one``)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf" or array.size == 0 or (one and array.size != 1):
+        what = "one real number" if one else "real numbers"
+        raise ValueError(f"{name}: {attr}: expected {what}, got {array.dtype} {array.shape}")
+    numbers = array.astype(np.float64).ravel()
+    if attr in ("scale_factor", "add_offset") and not np.all(np.isfinite(numbers)):
+        raise ValueError(f"{name}: {attr}: expected a finite number, got {numbers[0]}")
+    return numbers
 
 
 def _dims(f: h5py.File, name: str, expected: tuple[str, ...], ndim: int) -> list[str]:
@@ -180,7 +237,7 @@ def _dims(f: h5py.File, name: str, expected: tuple[str, ...], ndim: int) -> list
 def _variable(f: h5py.File, name: str, dims: tuple[str, ...], shape: tuple) -> np.ndarray:
     """A per-point variable, transposed to ``dims`` order and checked against ``shape``."""
     canonical = tuple(d for d in ("time", "keypoint", "individual") if d in dims)
-    values = as_numbers(read_dataset(f, name), name)
+    values = _numbers(f, name)
     found = _dims(f, name, canonical, values.ndim)
     values = values.transpose([found.index(d) for d in dims])
     if values.shape != shape:
@@ -217,7 +274,7 @@ def _fps(f: h5py.File) -> float | None:
         return as_fps(f.attrs["fps"])
     if _attr_text(f, "time_unit") != "seconds" or "time" not in f:
         return None
-    time = as_numbers(read_dataset(f, "time"), "time")
+    time = _numbers(f, "time")
     steps = np.diff(time)
     if time.ndim != 1 or steps.size == 0 or not np.all(steps > 0):
         return None

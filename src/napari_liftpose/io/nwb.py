@@ -355,11 +355,32 @@ def read_nwb(path: str | Path, processing_module: str | None = None) -> Poses:
     except PoseFileError:
         raise
     except Exception as err:  # pynwb/hdmf raise many kinds of errors on a malformed file
-        raise PoseFileError(
-            path, f"not a readable NWB file ({type(err).__name__}: {err})"
-        ) from None
+        raise PoseFileError(path, f"not a readable NWB file ({_short(err)})") from None
     finally:
         handle.close()
+
+
+_LONGEST_REASON = 300
+
+
+def _short(err: Exception) -> str:
+    """One short sentence for an error of pynwb/hdmf.
+
+    hdmf's ``ConstructError`` carries the whole builder tree of the object it failed on (kilobytes
+    of repr): only its path and the reason are kept. Class reprs become class names, object
+    addresses go, and the text is cut at 300 characters.
+    """
+    args = err.args
+    if len(args) == 2 and isinstance(args[1], str) and hasattr(args[0], "path"):
+        text = f"{args[0].path}: {args[1]}"  # hdmf ConstructError(builder, reason)
+    else:
+        text = str(err)
+    text = re.sub(r"<class '(?:[\w.]*\.)?(\w+)'>", r"\1", text)
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+    text = " ".join(text.split())
+    if len(text) > _LONGEST_REASON:
+        text = text[: _LONGEST_REASON - 3] + "..."
+    return f"{type(err).__name__}: {text}"
 
 
 def _link_elsewhere(handle: h5py.File) -> str | None:
@@ -431,6 +452,8 @@ def _poses(path: Path, nwbfile: Any, module_name: str | None) -> Poses:
     keypoints, edges = _skeleton(estimates)
     individuals = [_individual(pe.name, nwbfile, len(estimates)) for pe in estimates]
     samples = {(i, s.name): _series_arrays(s) for i, ss in enumerate(series) for s in ss}
+    if not samples:
+        raise PoseFileError(path, "PoseEstimation holds no PoseEstimationSeries: no poses to read")
     n_space = {data.shape[1] for data, _, _ in samples.values()}
     if len(n_space) != 1:
         raise PoseFileError(path, f"series mix 2D and 3D data (widths {sorted(n_space)})")
@@ -545,13 +568,41 @@ def _series_arrays(series: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         times = _array(series.timestamps, f"{where} timestamps").reshape(-1)
         if times.shape != (n,):
             raise ValueError(f"{where}: timestamps: expected {n} values, got {times.shape[0]}")
-    elif series.rate:
-        times = float(series.starting_time or 0.0) + np.arange(n) / float(series.rate)
+    elif series.rate is not None:
+        start, rate = _timing(series, where)
+        times = start + np.arange(n) / rate
     else:
         raise ValueError(f"{where}: neither timestamps nor a rate")
     if not np.isfinite(times).all():
         raise ValueError(f"{where}: timestamps: expected finite times, got NaN or infinity")
     return data, conf, times
+
+
+def _timing(series: Any, where: str) -> tuple[float, float]:
+    """``(starting_time, rate)`` of a series sampled at a rate, checked.
+
+    Raises
+    ------
+    ValueError
+        ``"<where>: rate: expected a positive finite rate, got ..."`` (zero, negative, NaN,
+        infinite or missing), or a ``starting_time`` that is not a finite time.
+    """
+    try:
+        rate = float(series.rate)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not (np.isfinite(rate) and rate > 0):
+        raise ValueError(f"{where}: rate: expected a positive finite rate, got {series.rate}")
+    start = series.starting_time
+    try:
+        start = float(0.0 if start is None else start)
+    except (TypeError, ValueError):
+        start = float("nan")
+    if not np.isfinite(start):
+        raise ValueError(
+            f"{where}: starting_time: expected a finite time, got {series.starting_time}"
+        )
+    return start, rate
 
 
 class _FrameAxis:
@@ -606,7 +657,8 @@ def _written_extras(module, estimates, series, axis, shape, keypoints) -> dict[s
         values = np.full(shape[:3] if width else shape[:2], np.nan)
         for i, ts in enumerate(found):
             data = _array(ts.data, f"{ts.name} data")
-            times = float(ts.starting_time or 0.0) + np.arange(data.shape[0]) / float(ts.rate)
+            start, rate = _timing(ts, ts.name)
+            times = start + np.arange(data.shape[0]) / rate
             expected = (data.shape[0], width) if width else (data.shape[0],)
             if data.shape != expected:
                 raise ValueError(f"{ts.name}: expected shape {expected}, got {data.shape}")
