@@ -176,3 +176,19 @@ def test_double_star_matches_as_glob_without_links(tmp_path, monkeypatch):
         assert sorted(_glob(pattern)) == sorted(glob.glob(pattern, recursive=True)), pattern
     assert os.path.isdir("a")
     shutil.rmtree(tmp_path / "a")
+
+
+def test_poses_with_no_size_are_not_blamed_on_the_root(tmp_path, data_dir):
+    from tests.safety.conftest import run_cli
+
+    tracks = read_poses(data_dir / "dlc_openfield_csv/openfield_dlc_inference_example.csv")
+    tracks = tracks.select_frames(slice(0, 20))
+    tracks.coords[...] = 5.0  # every keypoint tracked, all at one point: no size to normalise
+    source = write_poses(tracks.copy(source=None), tmp_path / "same.npz")
+    out = tmp_path / "out.npz"
+    result = run_cli("lift", "--builtin", "mouse-top", source, "-o", out)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{source}: nothing liftable: no pose has a size" in result.stderr
+    assert "never tracked" not in result.stderr
+    assert not out.exists()

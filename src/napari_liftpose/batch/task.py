@@ -191,7 +191,7 @@ def lifter_for(model: str | Path | ModelBlob, device: str = "auto") -> Lifter:
 
 # -- checks ---------------------------------------------------------------------------------------
 def require_a_tracked_root(poses: Poses, lifter: Lifter, source: str | Path) -> None:
-    """Refuse input whose root keypoint is never tracked.
+    """Refuse input whose root keypoint is never tracked, or where no pose has a size.
 
     The lifter estimates the root of a frame that misses it from the other keypoints; a file
     where it is never there at all more likely belongs to another model (or names its root
@@ -200,7 +200,9 @@ def require_a_tracked_root(poses: Poses, lifter: Lifter, source: str | Path) -> 
     Raises
     ------
     PoseFileError
-        ``"SOURCE: nothing liftable: its root keypoint 'X' is never tracked (...)"``.
+        ``"SOURCE: nothing liftable: its root keypoint 'X' is never tracked (...)"``, or
+        ``"SOURCE: nothing liftable: no pose has a size (...)"`` where in every frame the
+        tracked keypoints coincide (a pose with no extent cannot be normalised).
     """
     import numpy as np
 
@@ -213,6 +215,23 @@ def require_a_tracked_root(poses: Poses, lifter: Lifter, source: str | Path) -> 
             f"nothing liftable: its root keypoint {root!r} is never tracked (a root is estimated "
             "for the frames that miss it, not for a whole file)",
         )
+    if not _any_pose_with_size(poses.coords):
+        raise PoseFileError(
+            source,
+            "nothing liftable: no pose has a size (in every frame its tracked keypoints all lie "
+            "at one point, or fewer than two are tracked)",
+        )
+
+
+def _any_pose_with_size(coords) -> bool:
+    """True if some pose (frame, individual) has two tracked keypoints at different places."""
+    import numpy as np
+
+    finite = np.isfinite(coords).all(-1)  # (frames, individuals, keypoints)
+    low = np.where(finite[..., None], coords, np.inf).min(axis=2)
+    high = np.where(finite[..., None], coords, -np.inf).max(axis=2)
+    sized = (finite.sum(-1) >= 2) & (high - low > 0).any(-1)
+    return bool(sized.any())
 
 
 def _describe(err: BaseException, source: str) -> str:
