@@ -68,7 +68,7 @@ def body_library(
     Parameters
     ----------
     model : BodyModel, str or Path
-        The body model, or a shipped name (``"mouse"``, ``"rat"``, ``"fly"``) or TOML path.
+        The body model, or a shipped name (``"mouse"``, ``"fly"``) or a TOML path.
     n_poses : int
         Poses wanted (rounded up to whole sequences).
     seed : int

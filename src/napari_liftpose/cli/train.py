@@ -1,6 +1,6 @@
 """``napari-liftpose train``: train a lifter on 3D libraries and write one ``.safetensors`` file.
 
-With ``--body mouse|rat|fly|PATH`` the library is sampled from a body model instead
+With ``--body mouse|fly|PATH`` the library is sampled from a body model instead
 (:mod:`napari_liftpose.bodies`): ``--keypoints-from TRACKS`` trains on the keypoints of the lab's
 tracks that map onto the model (named as the lab names them), ``LIBRARY_3D`` files are a lab's
 few real 3D frames, mixed in (:func:`~napari_liftpose.bodies.library.training_library`), and
@@ -86,7 +86,7 @@ def add_parser(subparsers) -> None:
     body.add_argument(
         "--body",
         metavar="MODEL",
-        help="a shipped body model (mouse, rat, fly) or a body-model TOML file",
+        help="a shipped body model (mouse, fly) or a body-model TOML file (a lab's own, e.g. a rat)",
     )
     body.add_argument(
         "--keypoints-from",
@@ -146,7 +146,7 @@ def add_parser(subparsers) -> None:
         "--elevation",
         type=finite_float,
         default=None,
-        help="degrees (default: -30 30; with --body of a rodent 50 88, a camera above)",
+        help="degrees (default: -30 30; with --body of a mouse or rat 50 88, a camera above)",
         **pair,
     )
     rc.add_argument("--roll", type=finite_float, default=(0.0, 0.0), **pair)
