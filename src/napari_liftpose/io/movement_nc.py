@@ -22,7 +22,9 @@ Files are written with xarray's ``h5netcdf`` engine into memory (any xarray from
 atomically to disk.
 They are read with h5py alone, through the same checks as every HDF5 reader here (no data kept
 in other files, no dataset declaring far more memory than it stores, numbers where numbers
-belong): a hostile ``.nc`` cannot run code, read other files or exhaust memory.
+belong): a hostile ``.nc`` cannot run code, read other files or exhaust memory. Numeric
+variables are CF-decoded as ``xarray.open_dataset`` does: ``_FillValue``/``missing_value`` read
+as NaN, ``scale_factor``/``add_offset`` unpack packed integers (``_Unsigned`` is refused).
 """
 
 from __future__ import annotations
