@@ -1,6 +1,6 @@
 """Body models of animals (TOML files) and a pose sampler, for labs with no 3D library.
 
-``load_body_model("mouse")`` reads a shipped model (``mouse``, ``rat``, ``fly``) or a lab's own
+``load_body_model("mouse")`` reads a shipped model (``mouse``, ``fly``) or a lab's own
 file; :func:`sample_poses` draws a 3D pose library from it. See docs/body-models.md.
 """
 

@@ -52,7 +52,7 @@ AXES = ("roll", "pitch", "yaw")
 BASE_BEHAVIOURS = ("still", "rear", "groom", "head_turn", "crouch")
 SHIPPED_DIR = Path(__file__).resolve().parent
 #: Names of the body models that ship with the package.
-SHIPPED = ("mouse", "rat", "fly")
+SHIPPED = ("mouse", "fly")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Most keypoints a body model may have (a real skeleton has tens; the lifter's size grows with it).
 MAX_KEYPOINTS = 1000
