@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_liftpose.bodies.library import contracted_edges
+from napari_liftpose.bodies.library import contracted_edges, mapped_user_edges
 from napari_liftpose.bodies.mapping import KeypointMapping, to_user_poses
 from napari_liftpose.lifting.checkpoint import load_checkpoint, save_checkpoint
 from napari_liftpose.lifting.inference import Lifter
@@ -193,15 +193,7 @@ def _new_meta(
     if edges is None:
         new_edges = contracted_edges(names, lifter.edges, models)
     else:
-        position = {u: i for i, u in enumerate(users)}
-        new_edges = np.asarray(
-            [
-                (position[mapping.user_names[a]], position[mapping.user_names[b]])
-                for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-                if mapping.user_names[a] in position and mapping.user_names[b] in position
-            ],
-            dtype=np.int64,
-        ).reshape(-1, 2)
+        new_edges = mapped_user_edges(edges, mapping, users)
     meta = {
         k: v for k, v in lifter.meta.items() if k not in ("uncertainty", "bone_stats", "adapted")
     }

@@ -207,6 +207,25 @@ def _hops(model: BodyModel, start: int) -> np.ndarray:
     return hops
 
 
+def mapped_user_edges(
+    edges: np.ndarray | Sequence[Sequence[int]], mapping: KeypointMapping, kept: Sequence[str]
+) -> np.ndarray:
+    """The user's bones (indices into ``mapping.user_names``) as indices into ``kept``.
+
+    Bones with an end not in ``kept`` (an unmapped keypoint) are dropped.
+    """
+    position = {u: i for i, u in enumerate(kept)}
+    names = mapping.user_names
+    return np.asarray(
+        [
+            (position[names[a]], position[names[b]])
+            for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+            if names[a] in position and names[b] in position
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+
+
 def restrict_to_mapping(
     library: Poses,
     mapping: KeypointMapping,
@@ -246,15 +265,7 @@ def restrict_to_mapping(
     if edges is None:
         new_edges = contracted_edges(library.keypoints, library.edges, models)
     else:
-        position = {u: i for i, u in enumerate(users)}
-        new_edges = np.asarray(
-            [
-                (position[mapping.user_names[a]], position[mapping.user_names[b]])
-                for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-                if mapping.user_names[a] in position and mapping.user_names[b] in position
-            ],
-            dtype=np.int64,
-        ).reshape(-1, 2)
+        new_edges = mapped_user_edges(edges, mapping, users)
     subset = library.select_keypoints(models)
     return subset.copy(
         keypoints=users,
