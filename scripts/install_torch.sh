@@ -30,14 +30,20 @@ fi
 
 # A CPU wheel for this Python in a local wheel folder (pip's find-links), if one is configured.
 local_cpu_wheel() {
-    local tag dirs dir
+    local tag dirs dir wheel
     tag="$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
     dirs="${PIP_FIND_LINKS:-} $("$PY" -m pip config get global.find-links 2>/dev/null || true)"
     for dir in $dirs; do
         dir="${dir#file://}"
         [ -d "$dir" ] || continue
-        find "$dir" -maxdepth 1 -name "torch-*+cpu-$tag-$tag-*.whl" | sort -V | tail -n 1
-    done | head -n 1
+        # the newest in the first folder that has one (no `| head`: under pipefail, a writer cut
+        # off by head fails the whole script with SIGPIPE, as a folder listed twice did)
+        wheel="$(find "$dir" -maxdepth 1 -name "torch-*+cpu-$tag-$tag-*.whl" | sort -V | tail -n 1)"
+        if [ -n "$wheel" ]; then
+            echo "$wheel"
+            return 0
+        fi
+    done
 }
 
 case "$want" in
