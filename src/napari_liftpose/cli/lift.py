@@ -226,15 +226,20 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None and args.out_dir is None:
         raise CliError(f"{PROG} lift: one of the arguments -o/--output --out-dir is required")
     if args.out_dir is None:
-        for option, given in (
-            ("--overwrite", args.overwrite),
-            ("--workers", args.workers != 1),
-            ("--scheduler", args.scheduler),
-        ):
-            if given:
-                raise CliError(f"{PROG} lift: {option} needs --out-dir (see --help)")
+        _refuse_archive_options(args)
         return _run_files(args)
     return _run_archive(args)
+
+
+def _refuse_archive_options(args: argparse.Namespace) -> None:
+    """Without ``--out-dir``: refuse the options that only an archive run takes."""
+    for option, given in (
+        ("--overwrite", args.overwrite),
+        ("--workers", args.workers != 1),
+        ("--scheduler", args.scheduler),
+    ):
+        if given:
+            raise CliError(f"{PROG} lift: {option} needs --out-dir (see --help)")
 
 
 # -- -o OUT: a few files, stop at the first error ---------------------------------------------
@@ -412,13 +417,7 @@ def _run_builtin(args: argparse.Namespace) -> int:
             f"{PROG} lift: --builtin lifts with -o (each file is mapped on its own); "
             "--out-dir needs a MODEL file: train one with `train --body`"
         )
-    for option, given in (
-        ("--overwrite", args.overwrite),
-        ("--workers", args.workers != 1),
-        ("--scheduler", args.scheduler),
-    ):
-        if given:
-            raise CliError(f"{PROG} lift: {option} needs --out-dir (see --help)")
+    _refuse_archive_options(args)
     if not inputs or args.output is None:
         raise CliError(f"{PROG} lift: --builtin {args.builtin}: expected INPUT files and -o OUT")
     output = Path(args.output)
